@@ -1,0 +1,1 @@
+"""Benchmarks: `scripts/bench [NAME]` prints figures and their ratio to a baseline."""

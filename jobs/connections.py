@@ -1,0 +1,23 @@
+"""Redis clients built from the settings, for workers (sync) and the web process (async)."""
+
+from __future__ import annotations
+
+import redis
+import redis.asyncio
+
+from jobs.config import Settings
+
+# Fail fast when Redis is gone: the webhook must answer 503 well within Slack's 3 s.
+TIMEOUT = 2.0
+
+
+def sync_redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.redis.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+    )
+
+
+def async_redis(settings: Settings) -> redis.asyncio.Redis:
+    return redis.asyncio.Redis.from_url(
+        settings.redis.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+    )

@@ -1,0 +1,59 @@
+"""What a worker does with each kind of Slack event; unknown kinds are acknowledged and dropped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from jobs.config import Settings
+from jobs.revocation import mark_revoked
+
+logger = logging.getLogger(__name__)
+
+Envelope = dict[str, Any]
+Handler = Callable[[Envelope, Settings, redis.Redis], None]
+
+
+def describe(envelope: Envelope) -> str:
+    """Who and where, never what: message text stays out of logs."""
+    event = envelope.get("event") or {}
+    return (
+        f"{event.get('type')} event {envelope.get('event_id')} team={envelope.get('team_id')} "
+        f"channel={event.get('channel')} user={event.get('user')}"
+    )
+
+
+def log_arrival(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:
+    logger.info("received %s", describe(envelope))
+
+
+def revoke(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:
+    event = envelope.get("event") or {}
+    # tokens_revoked names the users whose tokens went; only a bot token stops deliveries.
+    if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
+        logger.info("received %s (user tokens only)", describe(envelope))
+        return
+    logger.warning("received %s: deliveries will not post until reinstalled", describe(envelope))
+    if settings.slack_bot_token:
+        mark_revoked(client, settings.slack_bot_token, reason=str(event.get("type")))
+
+
+HANDLERS: dict[str, Handler] = {
+    "app_mention": log_arrival,
+    "app_home_opened": log_arrival,
+    "app_uninstalled": revoke,
+    "tokens_revoked": revoke,
+}
+
+
+def handle(envelope: Envelope, settings: Settings, client: redis.Redis) -> bool:
+    """Run the handler for this event's type; returns whether there was one."""
+    handler = HANDLERS.get((envelope.get("event") or {}).get("type", ""))
+    if handler is None:
+        logger.debug("ignored %s", describe(envelope))
+        return False
+    handler(envelope, settings, client)
+    return True

@@ -1,0 +1,37 @@
+"""Whether Slack revoked our bot token: posting with a revoked token only produces errors."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import redis
+
+from jobs import keys
+
+
+class TokenRevoked(RuntimeError):
+    """Slack revoked the bot token or the app was uninstalled; deliveries must not post."""
+
+
+def fingerprint(token: str) -> str:
+    """A short, irreversible name for a token, so Redis never holds the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def mark_revoked(client: redis.Redis, token: str, reason: str) -> None:
+    # No TTL: a revoked token never works again, and a new token has another fingerprint.
+    client.hset(
+        keys.revoked(fingerprint(token)), mapping={"reason": reason, "at": int(time.time())}
+    )
+
+
+def ensure_not_revoked(client: redis.Redis, token: str) -> None:
+    """Raise `TokenRevoked` when this token was revoked; deliveries call it before posting."""
+    reason = client.hget(keys.revoked(fingerprint(token)), "reason")
+    if reason is not None:
+        why = reason.decode() if isinstance(reason, bytes) else reason
+        raise TokenRevoked(
+            f"Slack revoked the bot token ({why}): reinstall the app and set "
+            "SLACK_BOT_TOKEN to the new token"
+        )

@@ -1,0 +1,149 @@
+"""Real parts for the tests: a private redis-server, a real Celery worker, the ASGI app."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+# Nothing in this process may reach the machine's shared Redis: until a fixture hands out the
+# private server, the default points at a port where nothing listens.
+EXTERNAL_REDIS = os.environ.pop("REDIS_URL", None)
+os.environ["REDIS_URL"] = "redis://127.0.0.1:1/0"
+
+import pytest  # noqa: E402
+import redis  # noqa: E402
+import uvicorn  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from jobs.config import Settings  # noqa: E402
+from sandbox.redis_server import RedisServer, free_port  # noqa: E402
+from tests.slack import SECRET  # noqa: E402
+from webhook.app import create_app  # noqa: E402
+
+BOT_TOKEN = "xoxb-test-bot-token-123"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def environment(redis_url: str) -> dict[str, str]:
+    return {
+        "REDIS_URL": redis_url,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    if EXTERNAL_REDIS:
+        yield EXTERNAL_REDIS
+        return
+    with RedisServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings.from_env(environment(redis_url))
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+class Worker:
+    """A `celery -A jobs worker` process; its log is kept for assertions."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.log_path = Path(tempfile.mkstemp(prefix="digests-worker-", suffix=".log")[1])
+        self.redis_url = redis_url
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        env = {**os.environ, **environment(self.redis_url)}
+        command = [sys.executable, "-m", "celery", "-A", "jobs", "worker", "--concurrency=2"]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.wait_for("ready.")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker never logged {text!r}:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url: str) -> Iterator[Worker]:
+    running = Worker(redis_url).start()
+    yield running
+    running.stop()
+
+
+def wait_for_state(client: TestClient, task_id: str, timeout: float = 30.0) -> dict[str, object]:
+    """Poll `GET /tasks/{id}` until the task has finished."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, object] = client.get(f"/tasks/{task_id}").json()
+        if body.get("state") in ("SUCCESS", "FAILURE"):
+            return body
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task_id} still {body}")
+        time.sleep(0.05)
+
+
+class LiveServer:
+    """The app served by uvicorn on a loopback port, for tests that need real HTTP."""
+
+    def __init__(self, app: object) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")  # type: ignore[arg-type]
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

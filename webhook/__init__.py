@@ -1,0 +1,12 @@
+"""The web process: `uvicorn webhook:app`."""
+
+from jobs.config import get_settings
+from jobs.logs import configure_logging
+from jobs.sentry import init_sentry
+from webhook.app import create_app
+
+configure_logging(get_settings())
+init_sentry(get_settings())
+app = create_app()
+
+__all__ = ["app", "create_app"]

@@ -1,0 +1,64 @@
+"""`POST /slack/commands`: the `/digest` slash command, answered within Slack's 3 seconds."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs
+
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from jobs import commands
+from jobs.tasks import handle_command
+from webhook.events import FORM, is_ssl_check
+from webhook.verification import Incoming, read
+
+logger = logging.getLogger(__name__)
+
+
+def ephemeral(text: str) -> JSONResponse:
+    """A reply only the person who typed the command sees."""
+    return JSONResponse({"response_type": "ephemeral", "text": text})
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn escaping, so echoed input cannot ping or forge a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def parse_form(incoming: Incoming) -> dict[str, str]:
+    if not incoming.content_type().startswith(FORM):
+        raise HTTPException(400, f"expected Content-Type: {FORM.decode()}")
+    body = incoming.body
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(400, "malformed form body") from None
+    form = {name: values[0] for name, values in fields.items()}
+    missing = [name for name in ("command", "response_url") if not form.get(name)]
+    if missing:
+        raise HTTPException(400, f"slash command without {', '.join(missing)}")
+    return form
+
+
+async def slack_commands(request: Request) -> Response:
+    incoming = await read(request)
+    if is_ssl_check(incoming):
+        return Response()
+    request.app.state.verifier.verify(incoming)
+    form = parse_form(incoming)
+    text = form.get("text", "")
+    if commands.is_immediate(text):
+        return ephemeral(commands.USAGE)
+    form.pop("token", None)
+    name = escape(commands.split(text)[0])
+    try:
+        await request.app.state.producer.enqueue(
+            handle_command.name, [form], argsrepr=f"('/digest {name}')"
+        )
+    except (RedisError, OSError) as error:
+        logger.error("could not enqueue /digest %s: %s", name, type(error).__name__)
+        return ephemeral("Slack Digests could not queue that just now. Try again in a minute.")
+    return ephemeral(f"Working on `/digest {name}`…")

@@ -1,0 +1,1 @@
+"""The digest pipeline: collect, summarize, render, deliver."""

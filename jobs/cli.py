@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from celery.result import AsyncResult
 
 from jobs.config import ConfigError, Settings, get_settings, mask_url
+from jobs.digest.slack import DigestFailed
+from jobs.schedules import Schedule, ScheduleError, load
 
 
 def show_config(settings: Settings) -> list[str]:
@@ -33,6 +41,73 @@ def show_config(settings: Settings) -> list[str]:
     ]
 
 
+def schedule_named(settings: Settings, name: str) -> Schedule:
+    schedule = load(settings.schedules_file).get(name)
+    if schedule is None:
+        raise ScheduleError(f"{settings.schedules_file} has no schedule named {name!r}")
+    return schedule
+
+
+def preview(settings: Settings, args: argparse.Namespace) -> int:
+    """Build the digest of the current window and show it; nothing is delivered."""
+    from jobs.connections import sync_redis
+    from jobs.digest.email import email_message
+    from jobs.digest.pipeline import build
+    from jobs.digest.render import slack_messages
+    from jobs.digest.slack import web_client
+
+    schedule = schedule_named(settings, args.name)
+    now = datetime.now().astimezone()
+    built = build(web_client(settings), sync_redis(settings), schedule, now)
+    if args.blocks:
+        parts = slack_messages(built.digest, built.names)
+        print(json.dumps([{"text": p.text, "blocks": p.blocks} for p in parts], indent=2))
+        return 0
+    message = email_message(
+        built.digest,
+        built.names,
+        sender=settings.email_from or "digests@localhost",
+        recipient="preview@localhost",
+        run_id=f"preview-{now.isoformat()}",
+        public_url=settings.public_url,
+        now=now,
+    )
+    text, html = (part.get_content() for part in message.iter_parts())
+    print(f"Subject: {message['Subject']}\n\n{text}")
+    if args.html:
+        Path(args.html).write_text(html)
+        print(f"(HTML written to {args.html})", file=sys.stderr)
+    return 0
+
+
+def follow(result: AsyncResult) -> int:
+    """Print the run's progress until it ends; 0 when it delivered (or had nothing to send)."""
+    shown = None
+    while not result.ready():
+        info = result.info if result.state == "PROGRESS" else None
+        line = f"{result.state} {json.dumps(info)}" if info else result.state
+        if line != shown:
+            print(line, flush=True)
+            shown = line
+        time.sleep(0.5)
+    if result.failed():
+        print(f"FAILURE {type(result.result).__name__}: {result.result}", file=sys.stderr)
+        return 1
+    record = result.result
+    print(json.dumps(record, indent=2))
+    return 0 if record.get("status") in ("delivered", "skipped") else 1
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """A manual run: an ad-hoc slot at this moment, whose window ends now."""
+    from jobs.tasks import enqueue_run
+
+    schedule = schedule_named(settings, args.name)
+    result = enqueue_run(schedule, datetime.now().astimezone(schedule.zone))
+    print(result.id, flush=True)
+    return 0 if args.no_wait else follow(result)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="digests", description="Slack Digests: scheduled digests of Slack channel activity."
@@ -43,15 +118,29 @@ def parser() -> argparse.ArgumentParser:
         help="check the environment and show the configuration (secrets hidden)",
         description="Read every environment variable the service uses and report bad values.",
     )
+    shown = commands.add_parser(
+        "preview",
+        help="build a schedule's digest of the current window and print it, delivering nothing",
+    )
+    shown.add_argument("name", help="the schedule's name in SCHEDULES_FILE")
+    shown.add_argument("--html", metavar="FILE", help="also write the email's HTML to FILE")
+    shown.add_argument("--blocks", action="store_true", help="print the Slack Block Kit JSON")
+    ran = commands.add_parser(
+        "run", help="run a schedule now (a manual run) and follow it until it ends"
+    )
+    ran.add_argument("name", help="the schedule's name in SCHEDULES_FILE")
+    ran.add_argument("--no-wait", action="store_true", help="only enqueue; print the task id")
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "config":
-        try:
-            print("\n".join(show_config(get_settings())))
-        except ConfigError as error:
-            print(f"digests: {error}", file=sys.stderr)
-            return 1
-    return 0
+    try:
+        settings = get_settings()
+        if args.command == "config":
+            print("\n".join(show_config(settings)))
+            return 0
+        return {"preview": preview, "run": run}[args.command](settings, args)
+    except (ConfigError, ScheduleError, DigestFailed) as error:
+        print(f"digests: {error}", file=sys.stderr)
+        return 1

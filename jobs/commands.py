@@ -6,18 +6,38 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import redis
+
+from jobs.config import Settings
+from jobs.digest import on_demand
+
 logger = logging.getLogger(__name__)
 
 USAGE = "\n".join(
     [
         "*Slack Digests*: scheduled digests of channel activity.",
+        "`/digest now [#channel] [7d]`: a digest of this channel (or #channel) for the last "
+        "7 days (or 24h, 30d…), posted here.",
         "`/digest help`: this message.",
     ]
 )
 
 Command = dict[str, Any]
-# Subcommand name → the reply it sends back to the user.
-SUBCOMMANDS: dict[str, Callable[[Command, list[str]], str]] = {}
+Action = Callable[[Command, list[str], Settings, redis.Redis], str]
+
+
+def now(command: Command, args: list[str], settings: Settings, client: redis.Redis) -> str:
+    return on_demand.answer(
+        settings,
+        client,
+        args=args,
+        here=str(command["channel_id"]),
+        request=str(command.get("trigger_id") or command["response_url"]),
+    )
+
+
+# Subcommand name → what the worker does and the reply it sends back to the user.
+SUBCOMMANDS: dict[str, Action] = {"now": now}
 
 
 def split(text: str) -> tuple[str, list[str]]:
@@ -31,10 +51,10 @@ def is_immediate(text: str) -> bool:
     return split(text)[0] in ("", "help")
 
 
-def reply(command: Command) -> str:
+def reply(command: Command, settings: Settings, client: redis.Redis) -> str:
     """What the worker answers to a queued subcommand."""
     name, args = split(str(command.get("text", "")))
     action = SUBCOMMANDS.get(name)
     if action is None:
         return f"`/digest {name}` is not a command I know.\n{USAGE}"
-    return action(command, args)
+    return action(command, args, settings, client)

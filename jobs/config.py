@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+SMTP_PARAMETERS = ("tls", "cafile")
 
 
 class ConfigError(ValueError):
@@ -76,6 +77,7 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)
     implicit_tls: bool = False
     starttls: bool = True
+    cafile: Path | None = None
 
     @classmethod
     def from_url(cls, value: str) -> SmtpSettings:
@@ -90,7 +92,14 @@ class SmtpSettings:
             port = parts.port or (465 if parts.scheme == "smtps" else 587)
         except ValueError:
             raise ConfigError(f"SMTP_URL={shown!r} has a port that is not a number") from None
-        tls = dict(parse_qsl(parts.query)).get("tls", "on")
+        query = dict(parse_qsl(parts.query))
+        unknown = sorted(query.keys() - SMTP_PARAMETERS)
+        if unknown:
+            raise ConfigError(
+                f"SMTP_URL={shown!r}: unknown parameter {unknown[0]!r} "
+                f"(known: {', '.join(SMTP_PARAMETERS)})"
+            )
+        tls = query.get("tls", "on")
         if tls not in ("on", "off"):
             raise ConfigError(f"SMTP_URL={shown!r}: tls must be 'on' or 'off', not {tls!r}")
         if tls == "off" and not is_loopback(parts.hostname):
@@ -98,6 +107,9 @@ class SmtpSettings:
                 f"SMTP_URL={shown!r}: tls=off is allowed only for a loopback host, "
                 "so that credentials and mail never cross a network in the clear"
             )
+        cafile = Path(query["cafile"]) if "cafile" in query else None
+        if cafile is not None:
+            check_cafile(f"SMTP_URL={shown!r}", cafile)
         return cls(
             host=parts.hostname,
             port=port,
@@ -105,7 +117,21 @@ class SmtpSettings:
             password=unquote(parts.password) if parts.password else None,
             implicit_tls=parts.scheme == "smtps",
             starttls=parts.scheme == "smtp" and tls == "on",
+            cafile=cafile,
         )
+
+
+def check_cafile(name: str, cafile: Path) -> None:
+    """Refuse at start-up a `cafile` that TLS would only reject at the first delivery."""
+    if not cafile.is_file():
+        raise ConfigError(f"{name}: cafile {str(cafile)!r} is not a file")
+    try:
+        ssl.create_default_context(cafile=cafile)
+    except OSError:  # ssl.SSLError for text that is not PEM, PermissionError, …
+        raise ConfigError(
+            f"{name}: cafile {str(cafile)!r} holds no readable PEM certificate "
+            "(the private CA's, or the server's own if it is self-signed)"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from jobs.config import Settings
+from jobs.digest import on_demand
 from jobs.revocation import mark_revoked
 
 logger = logging.getLogger(__name__)
+
+# A user mention as Slack writes it in text: `<@U0123>`.
+MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 Envelope = dict[str, Any]
 Handler = Callable[[Envelope, Settings, redis.Redis], None]
@@ -30,6 +35,24 @@ def log_arrival(envelope: Envelope, settings: Settings, client: redis.Redis) -> 
     logger.info("received %s", describe(envelope))
 
 
+def mention(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:
+    """`@app now [#channel] [7d]` posts a digest in the channel; anything else is logged."""
+    event = envelope.get("event") or {}
+    words = MENTION.sub("", str(event.get("text", ""))).split()
+    if not words or words[0].lower() != "now":
+        log_arrival(envelope, settings, client)
+        return
+    logger.info("digest asked for by %s", describe(envelope))
+    reply = on_demand.answer(
+        settings,
+        client,
+        args=words[1:],
+        here=str(event.get("channel")),
+        request=str(envelope.get("event_id")),
+    )
+    logger.info("%s: %s", envelope.get("event_id"), reply)
+
+
 def revoke(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:
     event = envelope.get("event") or {}
     # tokens_revoked names the users whose tokens went; only a bot token stops deliveries.
@@ -42,7 +65,7 @@ def revoke(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
-    "app_mention": log_arrival,
+    "app_mention": mention,
     "app_home_opened": log_arrival,
     "app_uninstalled": revoke,
     "tokens_revoked": revoke,

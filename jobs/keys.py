@@ -23,3 +23,31 @@ def task(task_id: str) -> str:
 def revoked(token_fingerprint: str) -> str:
     """Set when Slack revoked the bot token with this fingerprint; a new token is unaffected."""
     return f"{PREFIX}revoked:{token_fingerprint}"
+
+
+# A slot's claim and its run's state outlive any retry, trigger or catch-up for that slot.
+RUN_TTL = 30 * 86400
+# Names of channels and people change rarely; an hour keeps Slack calls few and names fresh.
+DIRECTORY_TTL = 3600
+# Runs kept per schedule, newest first.
+HISTORY_LENGTH = 200
+
+
+def claim(run_id: str) -> str:
+    """Who owns a run: the id of the task that claimed it with SET NX."""
+    return f"{PREFIX}claim:{run_id}"
+
+
+def run(run_id: str) -> str:
+    """A run's progress: its collect checkpoint and each destination's delivery."""
+    return f"{PREFIX}run:{run_id}"
+
+
+def history(schedule: str) -> str:
+    """The schedule's finished runs, newest first, capped at `HISTORY_LENGTH`."""
+    return f"{PREFIX}history:{schedule}"
+
+
+def directory(kind: str, name: str) -> str:
+    """A cached Slack name: of a `channels` ID or `#name` (both ways), `users`, or `team`."""
+    return f"{PREFIX}directory:{kind}:{name}"

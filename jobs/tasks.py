@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import logging
+import random
+import uuid
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 import redis
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.result import AsyncResult
 from celery.signals import beat_init, celeryd_init, setup_logging
 from slack_sdk.webhook import WebhookClient
 
-from jobs import commands, events
+from jobs import commands, events, keys, schedules
 from jobs.celery import app
 from jobs.config import get_settings
 from jobs.connections import sync_redis
+from jobs.digest import pipeline
+from jobs.digest.deliver import MailDeferred
+from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, web_client
 from jobs.logs import configure_logging
 from jobs.sentry import init_sentry
 
@@ -56,7 +65,7 @@ class ReplyNotDelivered(RuntimeError):
 )
 def handle_command(command: dict[str, Any]) -> dict[str, Any]:
     """A `/digest` subcommand; the answer goes back to the user through `response_url`."""
-    text = commands.reply(command)
+    text = commands.reply(command, get_settings(), redis_client())
     response = WebhookClient(str(command["response_url"])).send(
         text=text, response_type="ephemeral"
     )
@@ -65,3 +74,62 @@ def handle_command(command: dict[str, Any]) -> dict[str, Any]:
     if response.status_code != 200:
         raise RuntimeError(f"Slack refused the reply to /digest: HTTP {response.status_code}")
     return {"command": commands.split(str(command.get("text", "")))[0], "replied": True}
+
+
+# Rate limits and outages together; past this the run is recorded as failed.
+MAX_RETRIES = 30
+MAX_BACKOFF = 300.0
+
+
+def backoff(retries: int) -> float:
+    """Exponential, capped, with full jitter so that many runs do not retry in step."""
+    return random.uniform(1.0, min(MAX_BACKOFF, 2.0 ** (retries + 1)))
+
+
+@app.task(bind=True, name="jobs.tasks.run_digest", max_retries=MAX_RETRIES)
+def run_digest(self: Task, schedule_name: str, slot: str) -> dict[str, Any]:
+    """One schedule's digest for one slot (an ISO-8601 instant); the run's record is the result."""
+    settings = get_settings()
+    schedule = schedules.load(settings.schedules_file).get(schedule_name)
+    if schedule is None:
+        raise DigestFailed(f"{settings.schedules_file} has no schedule named {schedule_name!r}")
+    moment = schedules.parse_slot(slot, schedule)
+
+    def progress(**counts: Any) -> None:
+        self.update_state(state="PROGRESS", meta=counts)
+
+    try:
+        return pipeline.run(
+            settings,
+            web_client(settings),
+            redis_client(),
+            schedule,
+            moment,
+            self.request.id,
+            progress,
+        )
+    except (RateLimited, SlackUnavailable, MailDeferred) as error:
+        if self.request.retries >= MAX_RETRIES:
+            return pipeline.give_up(redis_client(), schedule, moment, f"gave up: {error}")
+        wait = (
+            error.retry_after if isinstance(error, RateLimited) else backoff(self.request.retries)
+        )
+        logger.warning("run %s@%s waits %.1fs: %s", schedule_name, slot, wait, error)
+        raise self.retry(countdown=wait + random.uniform(0, 1)) from None
+    except SoftTimeLimitExceeded:
+        timeout = f"{schedule.timeout.total_seconds():g}s"
+        return pipeline.give_up(redis_client(), schedule, moment, f"timed out after {timeout}")
+
+
+def enqueue_run(schedule: schedules.Schedule, slot: datetime) -> AsyncResult:
+    """Queue a run of `slot` with the schedule's `timeout` as its time limit."""
+    task_id = str(uuid.uuid4())
+    redis_client().set(keys.task(task_id), 1, ex=keys.TASK_RECORD_TTL)
+    seconds = schedule.timeout.total_seconds()
+    result: AsyncResult = run_digest.apply_async(
+        (schedule.name, slot.isoformat()),
+        task_id=task_id,
+        soft_time_limit=seconds,
+        time_limit=seconds + 30,
+    )
+    return result

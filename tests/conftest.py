@@ -69,13 +69,14 @@ def client(settings: Settings) -> Iterator[TestClient]:
 class Worker:
     """A `celery -A jobs worker` process; its log is kept for assertions."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, env: dict[str, str] | None = None) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="digests-worker-", suffix=".log")[1])
         self.redis_url = redis_url
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        env = {**os.environ, **environment(self.redis_url)}
+        env = {**os.environ, **environment(self.redis_url), **self.env}
         command = [sys.executable, "-m", "celery", "-A", "jobs", "worker", "--concurrency=2"]
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         with self.log_path.open("ab") as log:
@@ -96,6 +97,12 @@ class Worker:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"worker never logged {text!r}:\n{self.log()[-3000:]}")
             time.sleep(0.05)
+
+    def children(self) -> list[int]:
+        """The pool's processes, which run the tasks."""
+        assert self.process is not None
+        found = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        return [int(pid) for pid in found.split()]
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import trustme
 
 from jobs.celery import celery_config
 from jobs.cli import main
-from jobs.config import ConfigError, Settings
+from jobs.config import ConfigError, Settings, SmtpSettings
 
 
 def settings(**env: str) -> Settings:
@@ -179,3 +182,39 @@ def test_cli_help_lists_its_commands(capsys: pytest.CaptureFixture[str]) -> None
         main(["--help"])
     assert done.value.code == 0
     assert "config" in capsys.readouterr().out
+
+
+def test_smtp_cafile_names_a_certificate_to_trust(tmp_path: Path) -> None:
+    cafile = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(cafile))
+    url = f"smtp://u:hunter2@mail.example:587?cafile={cafile}"
+    config = settings(SMTP_URL=url, EMAIL_FROM="d@x.org").smtp
+    assert config is not None and config.cafile == cafile and config.starttls
+    assert "hunter2" not in repr(config)
+    assert SmtpSettings.from_url("smtp://mail.example").cafile is None
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda path: None, "is not a file"),
+        (lambda path: path.mkdir(), "is not a file"),
+        (lambda path: path.write_text("not a certificate"), "holds no readable PEM certificate"),
+    ],
+)
+def test_a_bad_smtp_cafile_is_refused_without_showing_the_password(
+    tmp_path: Path, make: Callable[[Path], object], words: str
+) -> None:
+    cafile = tmp_path / "ca.pem"
+    make(cafile)
+    with pytest.raises(ConfigError) as error:
+        settings(SMTP_URL=f"smtps://u:hunter2@mail.example?cafile={cafile}", EMAIL_FROM="d@x.org")
+    message = str(error.value)
+    assert message.startswith("SMTP_URL='smtps://u:***@mail.example?cafile=") and words in message
+    assert "hunter2" not in message
+
+
+def test_a_misspelt_smtp_parameter_is_not_ignored() -> None:
+    with pytest.raises(ConfigError, match="unknown parameter 'cafle'") as error:
+        settings(SMTP_URL="smtp://u:hunter2@mail.example?cafle=/ca.pem", EMAIL_FROM="d@x.org")
+    assert "hunter2" not in str(error.value)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # A message exactly as `conversations.history` returns it.
 Message = dict[str, Any]
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECTIONS = ("summary", "threads", "reactions", "people", "questions", "links", "members")
 
 
@@ -22,13 +23,19 @@ class Window:
 
     @property
     def oldest(self) -> str:
-        """`start` as a Slack `ts`, for `conversations.history(oldest=…, inclusive=True)`."""
-        return f"{self.start.timestamp():.6f}"
+        """Just before `start` as a Slack `ts`: `conversations.history`'s bounds are exclusive."""
+        return slack_ts(self.start - timedelta(microseconds=1))
 
     @property
     def latest(self) -> str:
-        """`end` as a Slack `ts`, for `conversations.history(latest=…)` (exclusive)."""
-        return f"{self.end.timestamp():.6f}"
+        """`end` as a Slack `ts`, which the window excludes."""
+        return slack_ts(self.end)
+
+
+def slack_ts(moment: datetime) -> str:
+    """An instant as Slack writes a `ts`, computed in integers so no float rounding creeps in."""
+    micros = (moment - EPOCH) // timedelta(microseconds=1)
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Collect: each channel's history over the window, streamed page by page into its tally.
+
+Nothing but the tallies stays in memory. When Slack rate-limits us or fails, the cursor and
+the tallies so far are saved, so the retried task resumes where this one stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+
+from jobs.digest.model import Window
+from jobs.digest.slack import RateLimited, SlackUnavailable, call
+from jobs.digest.summarize import ChannelTally
+
+# The most `conversations.history` returns in one page: fewer, larger pages are faster.
+PAGE = 999
+
+Checkpoint = dict[str, Any]
+
+
+class Collector:
+    def __init__(
+        self,
+        client: WebClient,
+        window: Window,
+        checkpoint: Checkpoint | None,
+        save: Callable[[Checkpoint], None],
+        progress: Callable[[int], None],
+    ) -> None:
+        self.client = client
+        self.window = window
+        self.state: Checkpoint = dict(checkpoint or {})
+        self.save = save
+        self.progress = progress
+        self.messages = sum(entry.get("messages", 0) for entry in self.state.values())
+
+    def channel(self, channel: str, name: str) -> ChannelTally:
+        """The channel's tally over the window, resumed from the checkpoint when there is one."""
+        entry = self.state.get(channel)
+        tally = ChannelTally.from_json(entry["tally"]) if entry else ChannelTally(channel, name)
+        if entry and entry["done"]:
+            return tally
+        cursor: str | None = entry["cursor"] if entry else None
+        count: int = entry["messages"] if entry else 0
+        while True:
+            try:
+                page = call(
+                    self.client,
+                    "conversations.history",
+                    channel=channel,
+                    label=f"#{name}",
+                    oldest=self.window.oldest,
+                    latest=self.window.latest,
+                    limit=PAGE,
+                    cursor=cursor,
+                )
+            except (RateLimited, SlackUnavailable):
+                self.state[channel] = self.entry(tally, cursor, count, done=False)
+                self.save(self.state)
+                raise
+            messages = page["messages"]
+            for message in messages:
+                tally.add(message)
+            count += len(messages)
+            self.messages += len(messages)
+            self.progress(self.messages)
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                break
+        self.state[channel] = self.entry(tally, None, count, done=True)
+        return tally
+
+    @staticmethod
+    def entry(tally: ChannelTally, cursor: str | None, count: int, done: bool) -> dict[str, Any]:
+        return {"cursor": cursor, "done": done, "messages": count, "tally": tally.to_json()}

@@ -1,0 +1,162 @@
+"""Deliver: post a rendered digest to Slack channels and mail it, each exactly once.
+
+Every Slack post carries metadata naming its run, destination and part. Before posting, a
+delivery asks the ledger, then the channel itself, whether that part already landed: a task
+killed between posting and recording finds its post and does not post again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+from slack_sdk import WebClient
+
+from jobs.config import Settings
+from jobs.digest.render import SlackMessage
+from jobs.digest.slack import call
+from jobs.digest.smtp import Mailer, PermanentFailure, TemporaryFailure
+from jobs.runs import Ledger
+
+EVENT_TYPE = "digest_posted"
+SENT = "sent"
+
+
+class MailDeferred(Exception):
+    """Some recipients' servers answered 4xx; the task retries them, and only them."""
+
+
+def metadata(run: str, channel: str, part: int) -> dict[str, Any]:
+    return {
+        "event_type": EVENT_TYPE,
+        "event_payload": {"run": run, "channel": channel, "part": part},
+    }
+
+
+def is_ours(message: dict[str, Any], run: str, channel: str, part: int) -> bool:
+    found = message.get("metadata") or {}
+    return found.get("event_type") == EVENT_TYPE and found.get("event_payload") == {
+        "run": run,
+        "channel": channel,
+        "part": part,
+    }
+
+
+def find_post(client: WebClient, channel: str, run: str, since: float) -> str | None:
+    """The ts of this run's first part in the channel's history since the run began."""
+    cursor = None
+    while True:
+        page = call(
+            client,
+            "conversations.history",
+            channel=channel,
+            oldest=f"{since - 60:.6f}",
+            include_all_metadata=True,
+            limit=200,
+            cursor=cursor,
+        )
+        for message in page["messages"]:
+            if is_ours(message, run, channel, 0):
+                return str(message["ts"])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+
+
+def find_reply(client: WebClient, channel: str, parent: str, run: str, part: int) -> str | None:
+    """The ts of a later part among the replies to the first."""
+    cursor = None
+    while True:
+        page = call(
+            client,
+            "conversations.replies",
+            channel=channel,
+            ts=parent,
+            include_all_metadata=True,
+            limit=200,
+            cursor=cursor,
+        )
+        for message in page["messages"]:
+            if is_ours(message, run, channel, part):
+                return str(message["ts"])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+
+
+def post(
+    client: WebClient,
+    channel: str,
+    parts: list[SlackMessage],
+    run: str,
+    ledger: Ledger,
+    since: float,
+) -> str:
+    """Post every part not yet posted (the first to the channel, the rest in its thread)."""
+    done = ledger.entries(f"slack:{channel}:")
+    parent = done.get("0") or find_post(client, channel, run, since)
+    # Only an earlier attempt can have posted parts this one has no record of.
+    resumed = parent is not None
+    for part, message in enumerate(parts):
+        ts = done.get(str(part))
+        if ts is not None:
+            continue
+        if resumed:
+            ts = parent if part == 0 else find_reply(client, channel, str(parent), run, part)
+        if ts is None:
+            answer = call(
+                client,
+                "chat.postMessage",
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                thread_ts=parent if part else None,
+                metadata=metadata(run, channel, part),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            ts = str(answer["ts"])
+        ledger.put(f"slack:{channel}:{part}", ts)
+        if part == 0:
+            parent = ts
+    assert parent is not None
+    return parent
+
+
+def send_mail(
+    settings: Settings,
+    recipients: list[str],
+    render: Callable[[str], EmailMessage],
+    ledger: Ledger,
+) -> dict[str, str]:
+    """Mail each recipient not yet recorded; return every recipient's outcome.
+
+    A 5xx fails that recipient for good; a 4xx or a lost connection raises `MailDeferred`
+    after the others were tried, so a retry sends only to those still owed.
+    """
+    outcomes = ledger.entries("email:")
+    owed = [r for r in recipients if r not in outcomes]
+    if not owed:
+        return outcomes
+    if settings.smtp is None or settings.email_from is None:
+        for recipient in owed:
+            outcomes[recipient] = "failed: SMTP_URL is not set, so email cannot be sent"
+            ledger.put(f"email:{recipient}", outcomes[recipient])
+        return outcomes
+    deferred: list[str] = []
+    with Mailer(settings.smtp) as mailer:
+        for recipient in owed:
+            try:
+                mailer.send(render(recipient), recipient, settings.email_from)
+            except TemporaryFailure as error:
+                deferred.append(f"{recipient}: {error}")
+                continue
+            except PermanentFailure as error:
+                outcomes[recipient] = f"failed: {error}"
+            else:
+                outcomes[recipient] = SENT
+            ledger.put(f"email:{recipient}", outcomes[recipient])
+    if deferred:
+        raise MailDeferred("; ".join(deferred))
+    return outcomes

@@ -1,0 +1,96 @@
+"""Digests asked for in Slack (`/digest now`, `@app now`): one channel, posted where asked."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import redis
+from slack_sdk import WebClient
+
+from jobs.config import Settings
+from jobs.digest.deliver import post
+from jobs.digest.directory import CHANNEL_ID
+from jobs.digest.pipeline import build
+from jobs.digest.render import slack_messages
+from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, web_client
+from jobs.revocation import TokenRevoked, ensure_not_revoked
+from jobs.runs import Ledger
+from jobs.schedules import Schedule, ScheduleError, duration
+
+DEFAULT_WINDOW = timedelta(days=7)
+# A channel as Slack escapes it in commands and mentions (`<#C0123|eng>`), or as typed.
+CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|(#[a-z0-9._-]+)")
+
+
+def parse(args: list[str], here: str) -> tuple[str, timedelta]:
+    """The channel (this one unless named) and the look-back (7d unless given) of a request."""
+    channel, window = here, DEFAULT_WINDOW
+    for arg in args:
+        found = CHANNEL.fullmatch(arg)
+        if found:
+            channel = found.group(1) or found.group(2)
+            continue
+        try:
+            window = duration(arg, "the look-back")
+        except ScheduleError:
+            raise ValueError(
+                f"`{arg}` is neither a #channel nor a look-back like 7d or 24h"
+            ) from None
+    return channel, window
+
+
+def digest_now(
+    client: WebClient,
+    cache: redis.Redis,
+    token: str,
+    *,
+    channel: str,
+    window: timedelta,
+    post_to: str,
+    request: str,
+) -> str:
+    """Build the digest of `channel` over the last `window` and post it in `post_to`.
+
+    `request` names the asking (a trigger or event id), so a retried request posts once.
+    """
+    schedule = Schedule(
+        name="on-demand", cron="* * * * *", channels=(channel,), window=window, skip_if_quiet=False
+    )
+    built = build(client, cache, schedule, datetime.now().astimezone())
+    ensure_not_revoked(cache, token)
+    run = f"on-demand@{request}"
+    ledger = Ledger(cache, run)
+    parts = slack_messages(built.digest, built.names)
+    return post(client, post_to, parts, run, ledger, since=datetime.now().timestamp() - 600)
+
+
+def answer(
+    settings: Settings, cache: redis.Redis, *, args: list[str], here: str, request: str
+) -> str:
+    """Do the request and say how it went, in words for the person who asked."""
+    try:
+        channel, window = parse(args, here)
+        digest_now(
+            web_client(settings),
+            cache,
+            settings.slack_bot_token or "",
+            channel=channel,
+            window=window,
+            post_to=here,
+            request=request,
+        )
+    except (ValueError, DigestFailed, TokenRevoked) as error:
+        return f"No digest: {error}"
+    except (RateLimited, SlackUnavailable):
+        return "Slack is busy right now; ask again in a minute."
+    shown = f"<#{channel}>" if CHANNEL_ID.fullmatch(channel) else channel
+    return f"Posted the digest of {shown} for the last {format_duration(window)}."
+
+
+def format_duration(length: timedelta) -> str:
+    seconds = int(length.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

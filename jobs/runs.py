@@ -1,0 +1,111 @@
+"""The ledger of digest runs in Redis: who owns a slot, how far it got, and how it ended.
+
+A run is one schedule at one slot. The first task to claim it owns it; a redelivery or retry of
+that task (same task id) resumes it from what the ledger says was already done, so a crash or
+a retry never delivers anything twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import redis
+
+from jobs import keys
+from jobs.digest.model import Stats
+
+CHECKPOINT = "checkpoint"
+RECORD = "record"
+
+
+def run_id(schedule: str, slot: datetime) -> str:
+    """A run's name: its schedule and slot, the wall-clock time with its offset."""
+    return f"{schedule}@{slot.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    owner: str  # the task id that owns the run
+    ours: bool  # this task claimed it now, or claimed it before (a retry or redelivery)
+    started: float  # when the run was first claimed, epoch seconds
+
+
+class Ledger:
+    """One run's entries. Every write is a single Redis command, so a crash loses no more."""
+
+    def __init__(self, client: redis.Redis, run: str) -> None:
+        self.client = client
+        self.run = run
+        self.key = keys.run(run)
+
+    def claim(self, task_id: str) -> Claim:
+        """Claim the run for `task_id` with SET NX; say who owns it when someone else does."""
+        now = time.time()
+        claimed = self.client.set(
+            keys.claim(self.run), f"{task_id} {now}", nx=True, ex=keys.RUN_TTL
+        )
+        if claimed:
+            return Claim(task_id, True, now)
+        raw = self.client.get(keys.claim(self.run))
+        owner, _, started = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(" ")
+        return Claim(owner, owner == task_id, float(started or now))
+
+    def get(self, field: str) -> str | None:
+        value = self.client.hget(self.key, field)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def put(self, field: str, value: str) -> None:
+        self.client.hset(self.key, field, value)
+        self.client.expire(self.key, keys.RUN_TTL)
+
+    def entries(self, prefix: str) -> dict[str, str]:
+        """Fields starting with `prefix` (a destination kind), without it."""
+        found: dict[bytes | str, bytes | str] = self.client.hgetall(self.key)
+        out = {}
+        for name, value in found.items():
+            text = name.decode() if isinstance(name, bytes) else name
+            if text.startswith(prefix):
+                out[text[len(prefix) :]] = value.decode() if isinstance(value, bytes) else value
+        return out
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        raw = self.get(CHECKPOINT)
+        return None if raw is None else dict(orjson.loads(raw))
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        self.put(CHECKPOINT, orjson.dumps(state).decode())
+
+    def record(self) -> dict[str, Any] | None:
+        """The run's final record, once it has one."""
+        raw = self.get(RECORD)
+        return None if raw is None else dict(orjson.loads(raw))
+
+    def finish(self, schedule: str, record: dict[str, Any]) -> None:
+        """Keep the final record on the run and at the head of the schedule's history."""
+        data = orjson.dumps(record)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key, RECORD, data)
+            pipe.hdel(self.key, CHECKPOINT)
+            pipe.expire(self.key, keys.RUN_TTL)
+            pipe.lpush(keys.history(schedule), data)
+            pipe.ltrim(keys.history(schedule), 0, keys.HISTORY_LENGTH - 1)
+            pipe.execute()
+
+
+def history(client: redis.Redis, schedule: str, count: int = 20) -> list[dict[str, Any]]:
+    """The schedule's latest finished runs, newest first."""
+    rows = client.lrange(keys.history(schedule), 0, count - 1)
+    return [dict(orjson.loads(row)) for row in rows]
+
+
+def previous_totals(client: redis.Redis, schedule: str) -> Stats | None:
+    """The figures of the schedule's last run that counted anything, for the change."""
+    for record in history(client, schedule):
+        totals = record.get("totals")
+        if isinstance(totals, dict) and not record.get("manual"):
+            return Stats(**{k: int(v) for k, v in totals.items() if k in Stats.__annotations__})
+    return None

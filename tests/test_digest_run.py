@@ -1,0 +1,278 @@
+"""Whole digest runs: a real worker, the Slack simulator over HTTP, real SMTP into the sink."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.slack_api import SlackSimulator
+from sandbox.smtp_sink import SmtpSink
+from sandbox.workspace import Workspace, generate
+from tests.conftest import ROOT, Worker, environment
+
+HUMAN_SUBTYPES = (None, "thread_broadcast", "file_share", "me_message")
+RECIPIENTS = ("ana@example.com", "ben@example.com", "cy@example.com")
+SCHEDULES = """
+version: 1
+defaults: {skip_if_quiet: false, window: 7d}
+schedules:
+"""
+
+
+@dataclass
+class Stack:
+    slack: SlackSimulator
+    mail: SmtpSink
+    worker: Worker
+    env: dict[str, str]
+    schedules: Path
+
+    def schedule(self, name: str, channels: list[str], **fields: Any) -> str:
+        """Add a schedule to the file the worker reads; returns its name."""
+        entry = {
+            "name": name,
+            "cron": "0 9 * * MON",
+            "channels": channels,
+            "deliver": {"slack": ["#eng-digest"], "email": list(RECIPIENTS)},
+            **fields,
+        }
+        with self.schedules.open("a") as out:
+            out.write(f"  - {json.dumps(entry)}\n")
+        return name
+
+    def run(self, name: str, *options: str) -> subprocess.CompletedProcess[str]:
+        """`digests run NAME`, as a person would type it."""
+        command = [sys.executable, "-m", "jobs", "run", name, *options]
+        return subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True)
+
+    def posts_for(self, run: str) -> list[dict[str, Any]]:
+        return [p for p in self.slack.posted if p["metadata"]["event_payload"]["run"] == run]
+
+    def mails_for(self, name: str, since: int = 0) -> dict[str, list[EmailMessage]]:
+        """Each recipient's mails of the schedule `name` (its subject names it)."""
+        found: dict[str, list[EmailMessage]] = {}
+        for mail in self.mail.received[since:]:
+            if str(mail.message["Subject"]).split(":")[0].split()[0] == name:
+                found.setdefault(mail.recipients[0], []).append(mail.message)
+        return found
+
+
+def record_of(output: str) -> dict[str, Any]:
+    """The run's record, the JSON object `digests run` prints last."""
+    record: dict[str, Any] = json.loads(output[output.index("\n{") + 1 :])
+    return record
+
+
+@pytest.fixture(scope="module")
+def workspace() -> Workspace:
+    now = datetime.now(UTC)
+    return generate(
+        seed=7, messages=1500, start=now - timedelta(days=6), end=now - timedelta(hours=1)
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(
+    redis_url: str, workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    # A database of its own, so the session's other worker never takes these tasks.
+    url = redis_url.rsplit("/", 1)[0] + "/3"
+    schedules = tmp_path_factory.mktemp("digests") / "schedules.yaml"
+    schedules.write_text(SCHEDULES)
+    with SlackSimulator(workspace) as slack, SmtpSink() as mail:
+        env = {
+            **os.environ,
+            **environment(url),
+            "SLACK_API_URL": slack.url,
+            "SLACK_BOT_TOKEN": slack.token,
+            "SMTP_URL": mail.url(),
+            "EMAIL_FROM": "Digests <digests@example.com>",
+            "SCHEDULES_FILE": str(schedules),
+        }
+        overrides = {
+            k: env[k]
+            for k in (
+                "SLACK_API_URL",
+                "SLACK_BOT_TOKEN",
+                "SMTP_URL",
+                "EMAIL_FROM",
+                "SCHEDULES_FILE",
+            )
+        }
+        worker = Worker(url, overrides).start()
+        try:
+            yield Stack(slack, mail, worker, env, schedules)
+        finally:
+            worker.stop()
+
+
+def human(message: dict[str, Any]) -> bool:
+    return "bot_id" not in message and message.get("subtype") in HUMAN_SUBTYPES
+
+
+def true_totals(workspace: Workspace, names: list[str]) -> dict[str, int]:
+    """The window's figures, counted here from the generated workspace, not by the product."""
+    ids = [c["id"] for c in workspace.channels if c["name"] in names]
+    messages = [m for channel in ids for m in workspace.messages[channel] if human(m)]
+    return {
+        "messages": len(messages),
+        "threads": sum(1 for m in messages if m.get("reply_count")),
+        "people": len({m["user"] for m in messages}),
+        "reactions": sum(r["count"] for m in messages for r in m.get("reactions", [])),
+        "files": sum(len(m.get("files", [])) for m in messages),
+    }
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.02)
+
+
+def test_a_digest_lands_in_slack_and_the_inbox_with_the_true_figures(
+    stack: Stack, workspace: Workspace
+) -> None:
+    name = stack.schedule("eng-and-general", ["#eng", "#general"])
+    done = stack.run(name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = record_of(done.stdout)
+    assert record["status"] == "delivered"
+    expected = true_totals(workspace, ["eng", "general"])
+    assert {k: record["totals"][k] for k in expected} == expected
+
+    posts = stack.posts_for(record["run"])
+    assert posts and posts[0]["channel_id"] == stack.slack.channel_id("eng-digest")
+    assert all(p.get("thread_ts") == posts[0]["ts"] for p in posts[1:])
+    shown = json.dumps([p["blocks"] for p in posts])
+    assert f"{expected['messages']}" in shown
+    assert "<!channel>" not in shown and "evil.example|" not in shown
+
+    mails = stack.mails_for(name)
+    assert sorted(mails) == sorted(RECIPIENTS)
+    assert all(len(sent) == 1 for sent in mails.values())
+    message = mails["ana@example.com"][0]
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(("plain",))
+    assert text is not None and f"{expected['messages']}" in text.get_content()
+    assert record["destinations"] == {
+        "slack:#eng-digest": f"posted {posts[0]['ts']}",
+        **{f"email:{r}": "sent" for r in RECIPIENTS},
+    }
+
+
+def test_a_permanent_error_fails_at_once_with_what_to_do(stack: Stack) -> None:
+    name = stack.schedule("design", ["#design"])
+    done = stack.run(name)
+    assert done.returncode == 1
+    record = record_of(done.stdout)
+    assert record["status"] == "failed"
+    assert "invite" in record["error"] and "#design" in record["error"]
+
+
+def test_a_429_storm_completes_without_starting_over(stack: Stack, workspace: Workspace) -> None:
+    name = stack.schedule("storm", ["#support"])
+    stack.slack.calls.clear()
+    stack.slack.rate_limit("conversations.history", every=2, retry_after=1)
+    try:
+        done = stack.run(name)
+    finally:
+        stack.slack.clear_faults()
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = record_of(done.stdout)
+    assert record["totals"]["messages"] == true_totals(workspace, ["support"])["messages"]
+    pages = -(-len(workspace.messages[stack.slack.channel_id("support")]) // 999)
+    # Every other call is refused; resuming from the cursor means each page is fetched once.
+    assert pages >= 2
+    assert stack.slack.calls["conversations.history"] <= 2 * pages + 1
+    assert stack.worker.log().count("run storm@") >= pages
+
+
+def run_killed_when(stack: Stack, name: str, moment: Callable[[], bool]) -> dict[str, Any]:
+    """`digests run NAME`, with the task's process SIGKILLed when `moment()` first holds.
+
+    Celery requeues the task of a lost process (late acks), and the new attempt resumes it.
+    """
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "jobs", "run", name],
+        cwd=ROOT,
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(moment)
+    for pid in stack.worker.children():
+        os.kill(pid, signal.SIGKILL)
+    out, err = follower.communicate(timeout=120)
+    assert follower.returncode == 0, out + err
+    return record_of(out)
+
+
+def test_a_worker_killed_while_collecting_delivers_once(stack: Stack, workspace: Workspace) -> None:
+    name = stack.schedule("killed-in-collect", ["#random"], deliver={"slack": ["#eng-digest"]})
+    calls = stack.slack.calls["conversations.history"]
+    stack.slack.slow("conversations.history", 3, times=1)
+    record = run_killed_when(
+        stack, name, lambda: stack.slack.calls["conversations.history"] > calls
+    )
+    assert record["totals"]["messages"] == true_totals(workspace, ["random"])["messages"]
+    posts = stack.posts_for(record["run"])
+    assert [p["metadata"]["event_payload"]["part"] for p in posts] == list(range(len(posts)))
+
+
+def test_a_worker_killed_after_posting_does_not_post_twice(stack: Stack) -> None:
+    name = stack.schedule("killed-in-slack", ["#random"], deliver={"slack": ["#eng-digest"]})
+    before = len(stack.slack.posted)
+    stack.slack.slow("chat.postMessage", 3, times=1, after=True)
+    record = run_killed_when(stack, name, lambda: len(stack.slack.posted) > before)
+    posts = stack.posts_for(record["run"])
+    assert posts[0]["ts"] == stack.slack.posted[before]["ts"]  # the post that landed unrecorded
+    assert [p["metadata"]["event_payload"]["part"] for p in posts] == list(range(len(posts)))
+
+
+def test_a_worker_killed_while_mailing_mails_only_who_is_owed(stack: Stack) -> None:
+    name = stack.schedule("killed-in-mail", ["#random"], deliver={"email": list(RECIPIENTS)})
+    before = len(stack.mail.received)
+    stack.mail.hold_answer(3)
+    run_killed_when(stack, name, lambda: len(stack.mail.received) > before)
+    mails = stack.mails_for(name, before)
+    assert sorted(mails) == sorted(RECIPIENTS)
+    # The first was accepted but never recorded, so it went again, with the same Message-ID.
+    first = [str(m["Message-ID"]) for m in mails[RECIPIENTS[0]]]
+    assert len(first) == 2 and first[0] == first[1]
+    assert all(len(mails[r]) == 1 for r in RECIPIENTS[1:])
+
+
+def test_an_smtp_4xx_is_retried_for_that_recipient_only(stack: Stack) -> None:
+    name = stack.schedule("greylisted", ["#random"], deliver={"email": list(RECIPIENTS)})
+    before = len(stack.mail.received)
+    stack.mail.fail_recipient(RECIPIENTS[1], code=451, text="4.7.1 Greylisted", times=1)
+    done = stack.run(name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    mails = stack.mails_for(name, before)
+    assert sorted(mails) == sorted(RECIPIENTS)
+    assert all(len(sent) == 1 for sent in mails.values())
+    assert record_of(done.stdout)["destinations"]["email:" + RECIPIENTS[1]] == "sent"
+
+
+def test_a_quiet_window_sends_nothing_and_says_why(stack: Stack) -> None:
+    name = stack.schedule("quiet", ["#leadership"], window="1m", skip_if_quiet=True)
+    before = (len(stack.slack.posted), len(stack.mail.received))
+    done = stack.run(name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = record_of(done.stdout)
+    assert (record["status"], record["reason"]) == ("skipped", "quiet window")
+    assert (len(stack.slack.posted), len(stack.mail.received)) == before

@@ -1,0 +1,284 @@
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from jobs.digest.model import Link, Message, SharedFile, Stats, Window
+from jobs.digest.summarize import ChannelTally, excerpt, summarize, with_permalinks
+
+WINDOW = Window(datetime(2026, 11, 16, 8, tzinfo=UTC), datetime(2026, 11, 23, 8, tzinfo=UTC))
+
+
+def ts(n: int) -> str:
+    return f"{1_700_000_000 + n}.000100"
+
+
+def said(n: int, user: str = "U1", text: str = "hello", **extra: Any) -> Message:
+    return {"type": "message", "user": user, "text": text, "ts": ts(n), **extra}
+
+
+def tally_of(messages: list[Message], top: int = 5) -> ChannelTally:
+    tally = ChannelTally("C1", "eng", top)
+    for message in messages:
+        tally.add(message)
+    return tally
+
+
+def test_only_people_count_in_the_figures() -> None:
+    digest = tally_of(
+        [
+            said(1),
+            said(2, "U2", subtype="thread_broadcast", thread_ts=ts(0)),
+            said(3, "U2", subtype="file_share", files=[{"name": "a.png"}]),
+            said(4, "U3", subtype="me_message"),
+            said(5, "U4", subtype="bot_message", bot_id="B1"),
+            said(6, "U4", bot_id="B1"),
+            said(7, "U5", subtype="channel_join"),
+            said(8, "U6", subtype="channel_leave"),
+            said(9, subtype="channel_topic"),
+            said(10, subtype="channel_purpose"),
+            said(11, subtype="channel_name"),
+            said(12, subtype="tombstone", reply_count=4),
+            said(13, subtype="pinned_item"),
+        ]
+    ).result()
+    assert digest.stats == Stats(messages=4, people=3, files=1)
+    assert digest.people == [("U2", 2), ("U1", 1), ("U3", 1)]
+    assert digest.bot_messages == 2
+    assert digest.joined == ["U5"]
+    assert digest.left == ["U6"]
+
+
+def test_an_edited_message_counts_once() -> None:
+    edited = said(1, text="fixed typo", edited={"user": "U1", "ts": ts(2)})
+    change = said(2, subtype="message_changed", hidden=True, message=edited)
+    assert tally_of([edited, change]).result().stats.messages == 1
+
+
+def test_threads_rank_by_distinct_repliers_then_replies() -> None:
+    threads = tally_of(
+        [
+            said(1, text="many replies, one person", reply_count=30, reply_users_count=1),
+            said(2, text="three people", reply_count=3, reply_users_count=3),
+            said(3, text="three people, more", reply_count=9, reply_users_count=3),
+            said(4, text="no replies", reply_count=0),
+        ],
+        top=2,
+    ).result()
+    assert threads.stats.threads == 3
+    assert [(p.text, p.replies, p.repliers) for p in threads.threads] == [
+        ("three people, more", 9, 3),
+        ("three people", 3, 3),
+    ]
+
+
+def test_reactions_are_summed_and_the_most_reacted_ranked() -> None:
+    def reactions(*counts: int) -> list[dict[str, Any]]:
+        return [{"name": f"e{i}", "users": [], "count": c} for i, c in enumerate(counts)]
+
+    digest = tally_of(
+        [
+            said(1, text="a", reactions=reactions(2, 3)),
+            said(2, text="b", reactions=reactions(9)),
+            said(3, text="c", reactions=reactions(1)),
+            said(4, text="bot", bot_id="B1", reactions=reactions(50)),
+        ],
+        top=2,
+    ).result()
+    assert digest.stats.reactions == 15
+    assert [(p.text, p.reactions) for p in digest.reacted] == [("b", 9), ("a", 5)]
+
+
+def test_most_active_people_first_ties_by_id() -> None:
+    messages = [said(i, user) for i, user in enumerate(["U3", "U1", "U2", "U1", "U3", "U4"])]
+    assert tally_of(messages, top=3).result().people == [("U1", 2), ("U3", 2), ("U2", 1)]
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("Why does the build fail?", True),
+        ("Is this right? I think so", True),
+        ("deploy?\nthanks", True),
+        ("Anyone (free today?)", True),
+        ("see <https://example.com/search?q=1|the search>", False),
+        ("the regex ```a?b``` works", False),
+        ("use `x?` there", False),
+        ("no question here", False),
+    ],
+)
+def test_a_question_asks_outside_code_and_urls(text: str, asks: bool) -> None:
+    assert bool(tally_of([said(1, text=text)]).result().questions) is asks
+
+
+def test_unanswered_questions_are_top_level_without_replies_oldest_first() -> None:
+    digest = tally_of(
+        [
+            said(5, text="newest?", reply_count=0),
+            said(1, text="answered?", reply_count=2, reply_users_count=1),
+            said(2, text="oldest?"),
+            said(3, text="broadcast reply?", subtype="thread_broadcast", thread_ts=ts(1)),
+            said(4, text="bots ask?", bot_id="B1"),
+            said(6, text="dropped, the newest?"),
+        ],
+        top=2,
+    ).result()
+    assert [(p.ts, p.text) for p in digest.questions] == [(ts(2), "oldest?"), (ts(5), "newest?")]
+
+
+def test_links_are_all_counted_and_kept_once_each() -> None:
+    digest = tally_of(
+        [
+            said(1, "U1", "see <https://a.example/x?p=1&amp;q=2|docs> and <http://b.example>"),
+            said(2, "U2", "again <https://a.example/x?p=1&amp;q=2>"),
+            said(3, "U3", "not a link: <mailto:x@example.com> <#C2|random>"),
+        ]
+    ).result()
+    assert digest.stats.links == 3
+    assert digest.links == [
+        Link("http://b.example", "C1", ts(1), "U1"),
+        Link("https://a.example/x?p=1&q=2", "C1", ts(2), "U2"),
+    ]
+
+
+def test_files_are_counted_with_their_slack_permalinks() -> None:
+    files = [
+        {"id": "F1", "name": "plan.pdf", "permalink": "https://t.slack.com/files/U1/F1/plan.pdf"},
+        {"id": "F2", "title": "Untitled", "permalink": "javascript:alert(1)"},
+        {"id": "F3", "mode": "tombstone"},
+    ]
+    digest = tally_of([said(1, subtype="file_share", files=files)]).result()
+    assert digest.stats.files == 3
+    assert digest.files == [
+        SharedFile("plan.pdf", "C1", ts(1), "U1", "https://t.slack.com/files/U1/F1/plan.pdf"),
+        SharedFile("Untitled", "C1", ts(1), "U1", None),
+        SharedFile("file", "C1", ts(1), "U1", None),
+    ]
+
+
+def test_excerpts_cut_at_a_word_and_never_inside_markup() -> None:
+    words = "word " * 60
+    assert excerpt("short") == "short"
+    cut = excerpt(words)
+    assert cut.endswith("word…") and len(cut) <= 201
+    assert excerpt("x" * 190 + " <https://example.com/a-long-path|label>") == "x" * 190 + "…"
+
+
+def mixed(count: int, seed: int = 7) -> list[Message]:
+    """A busy channel: every kind of message, newest first as the collector streams them."""
+    pick = random.Random(seed)
+    messages: list[Message] = []
+    for n in range(count, 0, -1):
+        user = f"U{pick.randrange(40)}"
+        kind = pick.randrange(8)
+        extra: dict[str, Any] = {}
+        text = f"message {n}"
+        if kind == 0:
+            extra = {
+                "reply_count": pick.randrange(1, 20),
+                "reply_users_count": pick.randrange(1, 6),
+            }
+        elif kind == 1:
+            extra = {"reactions": [{"name": "+1", "users": [], "count": pick.randrange(1, 30)}]}
+        elif kind == 2:
+            text = f"question {n}?"
+        elif kind == 3:
+            text = f"link <https://example.com/{n % 300}|page>"
+        elif kind == 4:
+            extra = {"subtype": "file_share", "files": [{"name": f"f{n}.txt"}]}
+        elif kind == 5:
+            extra = {"subtype": pick.choice(["channel_join", "channel_leave", "bot_message"])}
+        messages.append(said(n, user, text, **extra))
+    return messages
+
+
+@pytest.mark.parametrize("stop", [0, 1, 333, 999, 1500])
+def test_a_checkpoint_resumes_to_exactly_the_same_result(stop: int) -> None:
+    messages = mixed(1500)
+    whole = tally_of(messages)
+    first = tally_of(messages[:stop])
+    resumed = ChannelTally.from_json(json.loads(json.dumps(first.to_json())))
+    for message in messages[stop:]:
+        resumed.add(message)
+    assert resumed.result() == whole.result()
+    assert resumed.to_json() == whole.to_json()
+
+
+def test_the_order_messages_arrive_in_does_not_matter() -> None:
+    messages = mixed(800)
+    shuffled = messages[:]
+    random.Random(3).shuffle(shuffled)
+    assert tally_of(shuffled).result() == tally_of(messages).result()
+
+
+def test_memory_stays_bounded_however_many_messages() -> None:
+    tally = ChannelTally("C1", "eng", top=5)
+    for n in range(50_000):
+        tally.add(
+            said(
+                n,
+                f"U{n % 100}",
+                f"why <https://example.com/{n}> ?",
+                reactions=[{"name": "+1", "users": [], "count": n % 7 + 1}],
+                files=[{"name": f"{n}.png"}],
+            )
+        )
+        tally.add(said(n, f"U{n % 100}", f"thread {n}", reply_count=n % 9 + 1, reply_users_count=1))
+    assert tally.messages == 100_000 and tally.links == 50_000 and tally.files == 50_000
+    assert len(tally.top_threads.heap) == len(tally.top_reacted.heap) == 5
+    assert len(tally.top_questions.heap) == 5
+    assert len(tally.top_links) == len(tally.top_files.heap) == 10
+    assert len(tally.people) == 100
+    assert len(json.dumps(tally.to_json())) < 20_000
+
+
+def test_summarize_adds_up_channels_and_counts_each_person_once() -> None:
+    eng = tally_of([said(1, "U1", "a?"), said(2, "U2", reply_count=1, reply_users_count=1)])
+    ops = ChannelTally("C2", "ops")
+    for message in [said(3, "U2", "<https://x.example>"), said(4, "U3", subtype="channel_join")]:
+        ops.add(message)
+    previous = Stats(messages=1)
+    digest = summarize("eng-weekly", WINDOW, [eng, ops], previous=previous, sections=["threads"])
+    assert digest.totals == Stats(messages=3, threads=1, people=2, links=1)
+    assert [c.name for c in digest.channels] == ["eng", "ops"]
+    assert digest.channels[1].joined == ["U3"]
+    assert (digest.schedule, digest.window, digest.previous) == ("eng-weekly", WINDOW, previous)
+    assert digest.sections == ("threads",)
+    assert not digest.quiet
+
+
+def test_a_window_with_bots_only_is_quiet_but_one_with_a_join_is_not() -> None:
+    bots = tally_of([said(1, bot_id="B1"), said(2, subtype="bot_message")])
+    assert summarize("s", WINDOW, [bots]).quiet
+    bots.add(said(3, "U9", subtype="channel_join"))
+    assert not summarize("s", WINDOW, [bots]).quiet
+
+
+def test_summarize_refuses_an_unknown_section() -> None:
+    with pytest.raises(ValueError, match="'charts'"):
+        summarize("s", WINDOW, [], sections=["summary", "charts"])
+
+
+def test_with_permalinks_fills_posts_and_files() -> None:
+    tally = tally_of(
+        [
+            said(1, text="why?"),
+            said(2, reply_count=1, reply_users_count=1),
+            said(3, subtype="file_share", files=[{"name": "a"}]),
+            said(4, subtype="file_share", files=[{"name": "b", "permalink": "https://s/files/b"}]),
+        ]
+    )
+    digest = summarize("s", WINDOW, [tally])
+    links = {("C1", ts(n)): f"https://t.slack.com/archives/C1/p{n}" for n in range(1, 5)}
+    linked = with_permalinks(digest, links).channels[0]
+    assert [p.permalink for p in linked.questions] == ["https://t.slack.com/archives/C1/p1"]
+    assert [p.permalink for p in linked.threads] == ["https://t.slack.com/archives/C1/p2"]
+    assert [f.permalink for f in linked.files] == [
+        "https://t.slack.com/archives/C1/p3",
+        "https://s/files/b",
+    ]
+    assert digest.channels[0].questions[0].permalink is None  # the input is left as it was

@@ -33,7 +33,7 @@ def now(command: Command, args: list[str], settings: Settings, client: redis.Red
         args=args,
         here=str(command["channel_id"]),
         request=str(command.get("trigger_id") or command["response_url"]),
-    )
+    ).text
 
 
 # Subcommand name → what the worker does and the reply it sends back to the user.

@@ -11,6 +11,7 @@ import redis
 
 from jobs.config import Settings
 from jobs.digest import on_demand
+from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, call, web_client
 from jobs.revocation import mark_revoked
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,17 @@ def mention(envelope: Envelope, settings: Settings, client: redis.Redis) -> None
         here=str(event.get("channel")),
         request=str(envelope.get("event_id")),
     )
-    logger.info("%s: %s", envelope.get("event_id"), reply)
+    logger.info("%s: %s", envelope.get("event_id"), reply.text)
+    if not reply.posted:
+        tell(settings, str(event.get("channel")), str(event.get("ts")), reply.text)
+
+
+def tell(settings: Settings, channel: str, thread: str, text: str) -> None:
+    """Say why in the mention's thread; if even that fails, the log has it."""
+    try:
+        call(web_client(settings), "chat.postMessage", channel=channel, thread_ts=thread, text=text)
+    except (DigestFailed, RateLimited, SlackUnavailable) as error:
+        logger.warning("could not answer in %s: %s", channel, error)
 
 
 def revoke(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:

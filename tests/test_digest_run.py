@@ -16,11 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from jobs.config import Settings
 from sandbox.slack_api import SlackSimulator
 from sandbox.smtp_sink import SmtpSink
 from sandbox.workspace import Workspace, generate
 from tests.conftest import ROOT, Worker, environment
+from tests.http_sink import HttpSink
+from tests.slack import command_form, event_callback, signed_form, signed_json
+from webhook.app import create_app
 
 HUMAN_SUBTYPES = (None, "thread_broadcast", "file_share", "me_message")
 RECIPIENTS = ("ana@example.com", "ben@example.com", "cy@example.com")
@@ -33,6 +38,7 @@ schedules:
 
 @dataclass
 class Stack:
+    redis_url: str
     slack: SlackSimulator
     mail: SmtpSink
     worker: Worker
@@ -113,7 +119,7 @@ def stack(
         }
         worker = Worker(url, overrides).start()
         try:
-            yield Stack(slack, mail, worker, env, schedules)
+            yield Stack(url, slack, mail, worker, env, schedules)
         finally:
             worker.stop()
 
@@ -276,3 +282,79 @@ def test_a_quiet_window_sends_nothing_and_says_why(stack: Stack) -> None:
     record = record_of(done.stdout)
     assert (record["status"], record["reason"]) == ("skipped", "quiet window")
     assert (len(stack.slack.posted), len(stack.mail.received)) == before
+
+
+def on_demand_posts(stack: Stack, channel: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in stack.slack.posted
+        if p["channel_id"] == stack.slack.channel_id(channel)
+        and p["metadata"]["event_payload"]["run"].startswith("on-demand@")
+    ]
+
+
+def test_digest_now_posts_where_it_was_asked(stack: Stack) -> None:
+    here = stack.slack.channel_id("eng-digest")
+    settings = Settings.from_env(environment(stack.redis_url))
+    with HttpSink() as replies, TestClient(create_app(settings)) as client:
+        body, headers = signed_form(command_form("now #eng 3d", replies.url("/r"), channel_id=here))
+        answer = client.post("/slack/commands", content=body, headers=headers)
+        assert answer.json()["text"] == "Working on `/digest now`…"
+        wait_until(lambda: replies.posts)
+    assert replies.posts[0][1]["text"] == "Posted the digest of #eng for the last 3d."
+    posts = on_demand_posts(stack, "eng-digest")
+    assert posts and posts[0]["text"].startswith("#eng digest")
+
+
+def test_digest_now_says_what_went_wrong(stack: Stack) -> None:
+    settings = Settings.from_env(environment(stack.redis_url))
+    with HttpSink() as replies, TestClient(create_app(settings)) as client:
+        form = command_form("now #design", replies.url("/r"), channel_id="C0NOWHERE")
+        body, headers = signed_form(form)
+        client.post("/slack/commands", content=body, headers=headers)
+        wait_until(lambda: replies.posts)
+    reply = replies.posts[0][1]["text"]
+    assert reply.startswith("No digest: the app is not in #design")
+
+
+def test_mentioning_the_app_with_now_posts_a_digest(stack: Stack) -> None:
+    here = stack.slack.channel_id("support-leads")
+    settings = Settings.from_env(environment(stack.redis_url))
+    mention = event_callback("app_mention", channel=here, text="<@U0BOT> now #support 1d")
+    with TestClient(create_app(settings)) as client:
+        body, headers = signed_json(mention)
+        assert client.post("/slack/events", content=body, headers=headers).status_code == 200
+        wait_until(lambda: on_demand_posts(stack, "support-leads"))
+    assert f"on-demand@{mention['event_id']}" in {
+        p["metadata"]["event_payload"]["run"] for p in on_demand_posts(stack, "support-leads")
+    }
+
+
+def test_preview_prints_the_digest_and_delivers_nothing(stack: Stack, tmp_path: Path) -> None:
+    name = stack.schedule("previewed", ["#eng"])
+    before = (len(stack.slack.posted), len(stack.mail.received))
+    html = tmp_path / "digest.html"
+    command = [sys.executable, "-m", "jobs", "preview", name, "--html", str(html)]
+    shown = subprocess.run(command, cwd=ROOT, env=stack.env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"Subject: {name}")
+    assert "<html" in html.read_text()
+    command = [sys.executable, "-m", "jobs", "preview", name, "--blocks"]
+    blocks = subprocess.run(command, cwd=ROOT, env=stack.env, capture_output=True, text=True)
+    assert json.loads(blocks.stdout)[0]["blocks"][0]["type"] == "header"
+    assert (len(stack.slack.posted), len(stack.mail.received)) == before
+
+
+def test_a_mention_that_cannot_be_served_is_answered_in_its_thread(stack: Stack) -> None:
+    here = stack.slack.channel_id("support-leads")
+    settings = Settings.from_env(environment(stack.redis_url))
+    said = stack.slack.workspace.messages[here][-1]["ts"]  # the mention is a real message
+    mention = event_callback("app_mention", channel=here, ts=said, text="<@U0BOT> now #nowhere")
+    before = len(stack.slack.posted)
+    with TestClient(create_app(settings)) as client:
+        body, headers = signed_json(mention)
+        assert client.post("/slack/events", content=body, headers=headers).status_code == 200
+        wait_until(lambda: len(stack.slack.posted) > before)
+    reply = stack.slack.posted[before]
+    assert reply["thread_ts"] == mention["event"]["ts"]
+    assert reply["text"] == "No digest: there is no channel #nowhere that the app can see"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
@@ -10,7 +11,7 @@ from slack_sdk import WebClient
 
 from jobs.config import Settings
 from jobs.digest.deliver import post
-from jobs.digest.directory import CHANNEL_ID
+from jobs.digest.directory import CHANNEL_ID, Directory
 from jobs.digest.pipeline import build
 from jobs.digest.render import slack_messages
 from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, web_client
@@ -54,8 +55,12 @@ def digest_now(
 
     `request` names the asking (a trigger or event id), so a retried request posts once.
     """
+    directory = Directory(client, cache)
+    channel = directory.channel_id(channel)
+    name = directory.channel_names([channel])[channel]
+    # Titled by the channel: "#eng digest".
     schedule = Schedule(
-        name="on-demand", cron="* * * * *", channels=(channel,), window=window, skip_if_quiet=False
+        name=f"#{name}", cron="* * * * *", channels=(channel,), window=window, skip_if_quiet=False
     )
     built = build(client, cache, schedule, datetime.now().astimezone())
     ensure_not_revoked(cache, token)
@@ -65,9 +70,15 @@ def digest_now(
     return post(client, post_to, parts, run, ledger, since=datetime.now().timestamp() - 600)
 
 
+@dataclass(frozen=True)
+class Answer:
+    text: str  # for the person who asked
+    posted: bool
+
+
 def answer(
     settings: Settings, cache: redis.Redis, *, args: list[str], here: str, request: str
-) -> str:
+) -> Answer:
     """Do the request and say how it went, in words for the person who asked."""
     try:
         channel, window = parse(args, here)
@@ -81,11 +92,11 @@ def answer(
             request=request,
         )
     except (ValueError, DigestFailed, TokenRevoked) as error:
-        return f"No digest: {error}"
+        return Answer(f"No digest: {error}", posted=False)
     except (RateLimited, SlackUnavailable):
-        return "Slack is busy right now; ask again in a minute."
+        return Answer("Slack is busy right now; ask again in a minute.", posted=False)
     shown = f"<#{channel}>" if CHANNEL_ID.fullmatch(channel) else channel
-    return f"Posted the digest of {shown} for the last {format_duration(window)}."
+    return Answer(f"Posted the digest of {shown} for the last {format_duration(window)}.", True)
 
 
 def format_duration(length: timedelta) -> str:

@@ -51,3 +51,28 @@ def history(schedule: str) -> str:
 def directory(kind: str, name: str) -> str:
     """A cached Slack name: of a `channels` ID or `#name` (both ways), `users`, or `team`."""
     return f"{PREFIX}directory:{kind}:{name}"
+
+
+def enqueued(run_id: str) -> str:
+    """The task queued for a run, so that beat and triggers asking for one slot queue one task."""
+    return f"{PREFIX}enqueued:{run_id}"
+
+
+# Beat's state: what must survive restarts has no TTL (a schedule's last slot, skipped slots).
+BEAT_LEADER = f"{PREFIX}beat:leader"
+SKIPPED_LENGTH = 20
+
+
+def last_slot(schedule: str) -> str:
+    """The newest slot beat enqueued for the schedule (ISO-8601 with offset)."""
+    return f"{PREFIX}beat:last:{schedule}"
+
+
+def skipped(schedule: str) -> str:
+    """Slots missed by more than `catchup`, newest first, capped at `SKIPPED_LENGTH`."""
+    return f"{PREFIX}beat:skipped:{schedule}"
+
+
+def idempotency(schedule: str, key: str) -> str:
+    """The task of a manual run asked for with this `Idempotency-Key`."""
+    return f"{PREFIX}idempotency:{schedule}:{key}"

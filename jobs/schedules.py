@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,6 +62,28 @@ class Schedule:
         """The newest cron instant at or before `moment`, in the schedule's zone."""
         # croniter's get_prev is strictly before its start: a microsecond later includes `moment`.
         return self.previous_slot(moment + timedelta(microseconds=1))
+
+    def next_slot(self, after: datetime) -> datetime:
+        """The first slot strictly after `after`, in the schedule's zone."""
+        found: datetime = croniter(self.cron, after.astimezone(self.zone)).get_next(datetime)
+        return found
+
+    def next_slots(self, after: datetime, count: int) -> list[datetime]:
+        """The `count` slots strictly after `after`."""
+        slots = []
+        for _ in range(count):
+            after = self.next_slot(after)
+            slots.append(after)
+        return slots
+
+    @property
+    def jitter_offset(self) -> timedelta:
+        """A fixed delay in [0, jitter) derived from the name, the same in every process."""
+        if not self.jitter:
+            return timedelta(0)
+        digest = int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:8], "big")
+        micros = self.jitter // timedelta(microseconds=1)
+        return timedelta(microseconds=digest % micros)
 
     def previous_slot(self, slot: datetime) -> datetime:
         """The cron instant before `slot`."""

@@ -24,6 +24,7 @@ from jobs.digest import pipeline
 from jobs.digest.deliver import MailDeferred
 from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, web_client
 from jobs.logs import configure_logging
+from jobs.runs import run_id
 from jobs.sentry import init_sentry
 
 logger = logging.getLogger(__name__)
@@ -122,14 +123,31 @@ def run_digest(self: Task, schedule_name: str, slot: str) -> dict[str, Any]:
 
 
 def enqueue_run(schedule: schedules.Schedule, slot: datetime) -> AsyncResult:
-    """Queue a run of `slot` with the schedule's `timeout` as its time limit."""
+    """Queue a run of `slot` with the schedule's `timeout` as its time limit.
+
+    When the slot already has a queued task (beat and a trigger asked for it), that task is
+    returned. The message is sent before the record is written: a crash in between leaves an
+    extra task, which the worker's claim turns away, never a record of a task never sent.
+    """
+    client = redis_client()
+    run = run_id(schedule.name, slot)
+    queued = client.get(keys.enqueued(run))
+    if queued is not None:
+        return AsyncResult(text(queued), app=app)
     task_id = str(uuid.uuid4())
-    redis_client().set(keys.task(task_id), 1, ex=keys.TASK_RECORD_TTL)
+    client.set(keys.task(task_id), 1, ex=keys.TASK_RECORD_TTL)
     seconds = schedule.timeout.total_seconds()
-    result: AsyncResult = run_digest.apply_async(
+    run_digest.apply_async(
         (schedule.name, slot.isoformat()),
         task_id=task_id,
         soft_time_limit=seconds,
         time_limit=seconds + 30,
     )
-    return result
+    if client.set(keys.enqueued(run), task_id, nx=True, ex=keys.RUN_TTL):
+        return AsyncResult(task_id, app=app)
+    owner = client.get(keys.enqueued(run))
+    return AsyncResult(text(owner) if owner else task_id, app=app)
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -7,11 +7,14 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from celery.result import AsyncResult
+from redis.exceptions import RedisError
 
+from jobs import status
 from jobs.config import ConfigError, Settings, get_settings, mask_url
 from jobs.digest.slack import DigestFailed
 from jobs.schedules import Schedule, ScheduleError, load
@@ -103,9 +106,59 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.tasks import enqueue_run
 
     schedule = schedule_named(settings, args.name)
-    result = enqueue_run(schedule, datetime.now().astimezone(schedule.zone))
+    return started(enqueue_run(schedule, datetime.now().astimezone(schedule.zone)), args)
+
+
+def started(result: AsyncResult, args: argparse.Namespace) -> int:
+    """Print the task id, then follow the run unless `--no-wait`."""
     print(result.id, flush=True)
     return 0 if args.no_wait else follow(result)
+
+
+def trigger(settings: Settings, args: argparse.Namespace) -> int:
+    """The current slot (or `--slot`), asked for as beat and `POST /triggers` ask: once a slot."""
+    from jobs.tasks import enqueue_run
+
+    schedule = schedule_named(settings, args.name)
+    if not schedule.enabled:
+        raise ScheduleError(f"{settings.schedules_file}: schedule {args.name!r} is disabled")
+    slot = status.requested_slot(schedule, args.slot, datetime.now(schedule.zone))
+    return started(enqueue_run(schedule, slot), args)
+
+
+def show_status(settings: Settings, args: argparse.Namespace) -> int:
+    """What `GET /schedules` shows; exits 1 when the file has errors, so scripts notice."""
+    from jobs.connections import sync_redis
+
+    loaded = status.read_file(settings.schedules_file)
+    try:
+        shown = status.read(sync_redis(settings), loaded, datetime.now(UTC))
+    except (RedisError, OSError) as error:
+        print(f"digests: cannot read Redis: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(shown, indent=2) if args.json else "\n".join(status_table(shown)))
+    return 1 if shown["errors"] else 0
+
+
+def status_table(shown: dict[str, Any]) -> list[str]:
+    """A status report as a table, one schedule a line, then skipped slots and errors."""
+    rows = [("NAME", "ENABLED", "TIMEZONE", "CRON", "NEXT SLOT", "LAST SLOT", "LAST RUN")]
+    for row in shown["schedules"]:
+        upcoming = row["next"][0]["local"] if row["next"] else "-"
+        enabled = "yes" if row["enabled"] else "no"
+        cells = (row["name"], enabled, row["timezone"], row["cron"], upcoming)
+        rows.append((*cells, row["last_slot"] or "-", status.outcome(row)))
+    widths = [max(len(cells[i]) for cells in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(cells[:-1], widths, strict=True))
+        + "  "
+        + cells[-1]
+        for cells in rows
+    ]
+    for row in shown["schedules"]:
+        if row["skipped"]:
+            lines.append(f"{row['name']} skipped {', '.join(row['skipped'])}")
+    return lines + [f"error: {error}" for error in shown["errors"]]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -130,6 +183,17 @@ def parser() -> argparse.ArgumentParser:
     )
     ran.add_argument("name", help="the schedule's name in SCHEDULES_FILE")
     ran.add_argument("--no-wait", action="store_true", help="only enqueue; print the task id")
+    triggered = commands.add_parser(
+        "trigger",
+        help="run a schedule's current slot (or --slot), once however often asked; follow it",
+    )
+    triggered.add_argument("name", help="the schedule's name in SCHEDULES_FILE")
+    triggered.add_argument("--slot", metavar="ISO", help="a past slot of the cron, with offset")
+    triggered.add_argument("--no-wait", action="store_true", help="only enqueue; print the task id")
+    shown_status = commands.add_parser(
+        "status", help="each schedule's next slots, last slot and how its run ended"
+    )
+    shown_status.add_argument("--json", action="store_true", help="print GET /schedules' JSON")
     return top
 
 
@@ -140,7 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             print("\n".join(show_config(settings)))
             return 0
-        return {"preview": preview, "run": run}[args.command](settings, args)
+        return {"preview": preview, "run": run, "trigger": trigger, "status": show_status}[
+            args.command
+        ](settings, args)
     except (ConfigError, ScheduleError, DigestFailed) as error:
         print(f"digests: {error}", file=sys.stderr)
         return 1

@@ -27,29 +27,29 @@ ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 MAX_BATCH = 256
 
 # KEYS: queue, then per job its dedupe key ("" for none) and its task record key.
-# ARGV: dedupe TTL, record TTL, then per job its task id and its message.
+# ARGV: record TTL, then per job its task id, its message and its dedupe key's TTL.
 # Returns, per job, the id of the task that owns its dedupe key: its own id when it was pushed.
 # The push is the first write, so a failure (even OOM) leaves no claim behind it that could
 # make Slack's retry look like a duplicate.
 ENQUEUE = """
 local out, messages, claimed = {}, {}, {}
 for i = 1, (#KEYS - 1) / 2 do
-  local claim, id = KEYS[2 * i], ARGV[2 * i + 1]
+  local claim, id = KEYS[2 * i], ARGV[3 * i - 1]
   local owner = claim ~= '' and (redis.call('GET', claim) or claimed[claim])
   if owner then
     out[i] = owner
   else
     if claim ~= '' then claimed[claim] = id end
-    messages[#messages + 1] = ARGV[2 * i + 2]
+    messages[#messages + 1] = ARGV[3 * i]
     out[i] = id
   end
 end
 if #messages > 0 then redis.call('LPUSH', KEYS[1], unpack(messages)) end
 for i = 1, (#KEYS - 1) / 2 do
-  local id = ARGV[2 * i + 1]
+  local id = ARGV[3 * i - 1]
   if out[i] == id then
-    if KEYS[2 * i] ~= '' then redis.call('SET', KEYS[2 * i], id, 'EX', ARGV[1]) end
-    redis.call('SET', KEYS[2 * i + 1], '1', 'EX', ARGV[2])
+    if KEYS[2 * i] ~= '' then redis.call('SET', KEYS[2 * i], id, 'EX', ARGV[3 * i + 1]) end
+    redis.call('SET', KEYS[2 * i + 1], '1', 'EX', ARGV[1])
   end
 end
 return out
@@ -69,10 +69,22 @@ class Job:
     task_id: str
     message: bytes
     dedupe_key: str
+    dedupe_ttl: int
+
+
+# A task's (hard, soft) time limits in seconds, as Celery's `timelimit` header holds them.
+TimeLimit = tuple[float | None, float | None]
 
 
 def task_message(
-    task: str, args: list[Any], *, task_id: str, queue: str, argsrepr: str, reply_to: str
+    task: str,
+    args: list[Any],
+    *,
+    task_id: str,
+    queue: str,
+    argsrepr: str,
+    reply_to: str,
+    timelimit: TimeLimit = (None, None),
 ) -> bytes:
     """A task message as kombu's Redis transport stores it, for a Celery worker to execute."""
     body = orjson.dumps([args, {}, EMBED])
@@ -91,7 +103,7 @@ def task_message(
                 "group": None,
                 "group_index": None,
                 "retries": 0,
-                "timelimit": [None, None],
+                "timelimit": list(timelimit),
                 "root_id": task_id,
                 "parent_id": None,
                 "argsrepr": argsrepr,
@@ -128,9 +140,17 @@ class Producer:
         self.flushing = False
 
     async def enqueue(
-        self, task: str, args: list[Any], *, argsrepr: str, dedupe_key: str = ""
+        self,
+        task: str,
+        args: list[Any],
+        *,
+        argsrepr: str,
+        dedupe_key: str = "",
+        dedupe_ttl: int = keys.EVENT_DEDUPE_TTL,
+        timelimit: TimeLimit = (None, None),
     ) -> Enqueued:
-        """Push one task; with `dedupe_key`, only the first request for that key is pushed.
+        """Push one task; with `dedupe_key`, only the first request for that key (for
+        `dedupe_ttl` seconds) is pushed.
 
         Raises the Redis error when the message could not be written; then nothing was claimed.
         """
@@ -142,9 +162,10 @@ class Producer:
             queue=self.queue,
             argsrepr=argsrepr,
             reply_to=self.reply_to,
+            timelimit=timelimit,
         )
         future: asyncio.Future[Enqueued] = asyncio.get_running_loop().create_future()
-        self.pending.append((Job(task_id, message, dedupe_key), future))
+        self.pending.append((Job(task_id, message, dedupe_key, dedupe_ttl), future))
         if not self.flushing:
             self.flushing = True
             asyncio.get_running_loop().create_task(self.flush())
@@ -161,10 +182,10 @@ class Producer:
 
     async def send(self, batch: list[tuple[Job, asyncio.Future[Enqueued]]]) -> None:
         script_keys: list[str] = [self.queue]
-        script_args: list[str | bytes | int] = [keys.EVENT_DEDUPE_TTL, keys.TASK_RECORD_TTL]
+        script_args: list[str | bytes | int] = [keys.TASK_RECORD_TTL]
         for job, _ in batch:
             script_keys += [job.dedupe_key, keys.task(job.task_id)]
-            script_args += [job.task_id, job.message]
+            script_args += [job.task_id, job.message, job.dedupe_ttl]
         try:
             owners = await self.script(keys=script_keys, args=script_args)
         except Exception as error:  # every waiter gets the failure, none is left hanging

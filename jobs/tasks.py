@@ -122,6 +122,13 @@ def run_digest(self: Task, schedule_name: str, slot: str) -> dict[str, Any]:
         return pipeline.give_up(redis_client(), schedule, moment, f"timed out after {timeout}")
 
 
+def time_limits(schedule: schedules.Schedule) -> tuple[float, float]:
+    """(hard, soft) seconds: at the soft one, the schedule's `timeout`, the run records itself
+    as timed out, and the hard one leaves it half a minute to do so."""
+    seconds = schedule.timeout.total_seconds()
+    return seconds + 30, seconds
+
+
 def enqueue_run(schedule: schedules.Schedule, slot: datetime) -> AsyncResult:
     """Queue a run of `slot` with the schedule's `timeout` as its time limit.
 
@@ -136,12 +143,12 @@ def enqueue_run(schedule: schedules.Schedule, slot: datetime) -> AsyncResult:
         return AsyncResult(text(queued), app=app)
     task_id = str(uuid.uuid4())
     client.set(keys.task(task_id), 1, ex=keys.TASK_RECORD_TTL)
-    seconds = schedule.timeout.total_seconds()
+    hard, soft = time_limits(schedule)
     run_digest.apply_async(
         (schedule.name, slot.isoformat()),
         task_id=task_id,
-        soft_time_limit=seconds,
-        time_limit=seconds + 30,
+        soft_time_limit=soft,
+        time_limit=hard,
     )
     if client.set(keys.enqueued(run), task_id, nx=True, ex=keys.RUN_TTL):
         return AsyncResult(task_id, app=app)

@@ -50,6 +50,29 @@ def test_message_has_the_shape_celery_itself_writes(
     celery.close()
 
 
+def test_time_limits_are_written_as_celery_writes_them(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    queue = "timelimit-check"
+    celery = Celery(broker=redis_url, backend=redis_url)
+    celery.conf.task_default_queue = queue
+    celery.send_task("jobs.tasks.run_digest", args=["s", "t"], time_limit=930, soft_time_limit=900)
+    theirs = json.loads(str(redis_client.rpop(queue)))
+    celery.close()
+    ours = json.loads(
+        task_message(
+            "jobs.tasks.run_digest",
+            ["s", "t"],
+            task_id="00000000-0000-0000-0000-000000000000",
+            queue=queue,
+            argsrepr="('s', 't')",
+            reply_to="r",
+            timelimit=(930, 900),
+        )
+    )
+    assert ours["headers"]["timelimit"] == theirs["headers"]["timelimit"] == [930, 900]
+
+
 def enqueue_many(
     redis_url: str, payloads: Sequence[Mapping[str, object]], dedupe: bool, queue: str = "celery"
 ) -> list[str]:

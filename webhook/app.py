@@ -19,7 +19,9 @@ from jobs.producer import Producer
 from webhook.commands import slack_commands
 from webhook.events import slack_events
 from webhook.health import healthz, readyz
+from webhook.schedules import SchedulesFile, schedules_status
 from webhook.tasks import task_status
+from webhook.triggers import trigger
 from webhook.verification import Verifier
 
 
@@ -47,7 +49,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/slack/commands", slack_commands, methods=["POST"]),
+            Route("/triggers/{name}", trigger, methods=["POST"]),
             Route("/tasks/{task_id}", task_status, methods=["GET"]),
+            Route("/schedules", schedules_status, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],
@@ -56,4 +60,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.verifier = Verifier(settings.slack_signing_secret)
+    app.state.schedules = SchedulesFile(settings.schedules_file)
     return app

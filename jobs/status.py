@@ -1,0 +1,166 @@
+"""A schedule's state as people see it: its next slots, its last slot and how that run ended.
+
+One report serves `GET /schedules`, `digests status` and `/digest schedules`. The caller reads
+the file (the web process caches it) and sends `queue_reads` in one Redis pipeline, sync or
+async; `report` puts the two together without I/O. `requested_slot` is the slot a trigger
+means, for `POST /triggers` and `digests trigger` alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import redis
+
+from jobs import keys
+from jobs.schedules import Schedule, ScheduleError, load, parse_slot
+
+NEXT_SLOTS = 3
+# Finished runs looked through for the last slot's record; manual runs may come in between.
+HISTORY_SCAN = 20
+# What a run's record shows outside: no destinations (addresses) and no figures.
+OUTCOME = ("run", "slot", "manual", "status", "reason", "error", "finished")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A schedules file as read: its schedules, and the errors that keep it from being used."""
+
+    schedules: dict[str, Schedule]
+    errors: tuple[str, ...] = ()
+
+
+def read_file(path: Path) -> Loaded:
+    """The file's schedules, or its error: a broken file is something to show, not a crash."""
+    try:
+        return Loaded(load(path))
+    except ScheduleError as error:
+        return Loaded({}, (str(error),))
+
+
+def requested_slot(schedule: Schedule, value: str | None, now: datetime) -> datetime:
+    """The slot a trigger asks for: the current one, or `value`, which must be a past slot of
+    the cron. Raises `ScheduleError` naming the nearest slots when it is not."""
+    current = schedule.latest_slot(now)
+    if value is None:
+        return current
+    moment = parse_slot(value, schedule)
+    slot = schedule.latest_slot(moment)
+    if slot != moment:
+        raise ScheduleError(
+            f"{value} is not a slot of {schedule.name} ({schedule.cron!r} in {schedule.timezone}):"
+            f" the nearest are {slot.isoformat()} and {schedule.next_slot(moment).isoformat()}"
+        )
+    if slot > current:
+        raise ScheduleError(
+            f"{value} has not come yet: the current slot of {schedule.name} is "
+            f"{current.isoformat()}"
+        )
+    return slot
+
+
+class Reads(Protocol):
+    """What `queue_reads` needs of a pipeline: redis-py's sync and asyncio ones both have it."""
+
+    def get(self, name: str) -> object: ...
+
+    def lrange(self, name: str, start: int, end: int) -> object: ...
+
+
+# The replies `queue_reads` asks for per schedule, in order.
+READS = 3
+
+
+def queue_reads(pipe: Reads, loaded: Loaded) -> None:
+    """Queue the reads `report` needs: each schedule's last slot, skipped slots and history."""
+    for name in loaded.schedules:
+        pipe.get(keys.last_slot(name))
+        pipe.lrange(keys.skipped(name), 0, -1)
+        pipe.lrange(keys.history(name), 0, HISTORY_SCAN - 1)
+
+
+def report(loaded: Loaded, replies: list[Any], now: datetime) -> dict[str, Any]:
+    """Every schedule's status from the file and the pipeline's `replies`, and the file's errors."""
+    rows = []
+    for index, schedule in enumerate(loaded.schedules.values()):
+        last, skipped, history = replies[READS * index : READS * (index + 1)]
+        rows.append(
+            schedule_status(
+                schedule,
+                None if last is None else text(last),
+                [text(slot) for slot in skipped],
+                [orjson.loads(record) for record in history],
+                now,
+            )
+        )
+    return {"errors": list(loaded.errors), "schedules": rows}
+
+
+def read(client: redis.Redis, loaded: Loaded, now: datetime) -> dict[str, Any]:
+    """`report`, read with a synchronous client (the CLI, a worker)."""
+    with client.pipeline(transaction=False) as pipe:
+        queue_reads(pipe, loaded)
+        return report(loaded, pipe.execute(), now)
+
+
+def schedule_status(
+    schedule: Schedule,
+    last_slot: str | None,
+    skipped: list[str],
+    history: list[dict[str, Any]],
+    now: datetime,
+) -> dict[str, Any]:
+    # A disabled schedule has no next run; showing its cron's slots would say otherwise.
+    upcoming = schedule.next_slots(now, NEXT_SLOTS) if schedule.enabled else []
+    return {
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "enabled": schedule.enabled,
+        "next": [
+            {"local": slot.isoformat(), "utc": slot.astimezone(UTC).isoformat()}
+            for slot in upcoming
+        ],
+        "last_slot": last_slot,
+        "last_run": last_run(history, last_slot),
+        "skipped": skipped,
+    }
+
+
+def last_run(history: list[dict[str, Any]], last_slot: str | None) -> dict[str, Any] | None:
+    """The outcome of the last slot's run when it has finished, else of the newest run."""
+    wanted = instant(last_slot)
+    record = next(
+        (r for r in history if wanted is not None and instant(r.get("slot")) == wanted),
+        history[0] if history else None,
+    )
+    return None if record is None else {k: record[k] for k in OUTCOME if k in record}
+
+
+def outcome(row: dict[str, Any]) -> str:
+    """The last run of a `report` row in words: `failed (slot): why`, or `never run`."""
+    run = row["last_run"]
+    if run is None:
+        return "never run"
+    why = run.get("error") or run.get("reason")
+    kind = "manual run " if run.get("manual") else ""
+    return f"{kind}{run['status']} ({run['slot']})" + (f": {why}" if why else "")
+
+
+def instant(value: object) -> datetime | None:
+    """An ISO-8601 time with offset; beat and the ledger may spell one instant differently."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import webhook
+from bench import digest, webhook
 
-BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"webhook": webhook.main}
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"webhook": webhook.main, "digest": digest.main}
 
 
 def main(argv: list[str]) -> int:

@@ -8,7 +8,9 @@ survive: threads and broadcasts, joins, bot posts, edits, files, links, mentions
 from __future__ import annotations
 
 import random
+import re
 import string
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -313,6 +315,30 @@ class Builder:
 IDENT_CHARS = string.ascii_uppercase + string.digits
 
 
+MARKUP = re.compile(r"<([^>|]+)(?:\|([^>]*))?>")
+
+
+def rich_text(text: str, block_id: str) -> list[dict[str, Any]]:
+    """The `rich_text` block Slack attaches to what a person types, as history returns it."""
+    elements: list[dict[str, Any]] = []
+    at = 0
+    for found in MARKUP.finditer(text):
+        if found.start() > at:
+            elements.append({"type": "text", "text": text[at : found.start()]})
+        target, label = found.group(1), found.group(2)
+        if target.startswith("@"):
+            elements.append({"type": "user", "user_id": target[1:]})
+        elif target.startswith("!"):
+            elements.append({"type": "broadcast", "range": target[1:]})
+        else:
+            elements.append({"type": "link", "url": target, **({"text": label} if label else {})})
+        at = found.end()
+    if at < len(text):
+        elements.append({"type": "text", "text": text[at:]})
+    section = {"type": "rich_text_section", "elements": elements}
+    return [{"type": "rich_text", "block_id": block_id, "elements": [section]}]
+
+
 def summarize_thread(parent: Message, replies: list[Message]) -> None:
     """Stamp a parent with what Slack shows of its thread: count, who replied, the latest reply."""
     users = list(dict.fromkeys(reply.get("user") or reply.get("bot_id", "") for reply in replies))
@@ -381,11 +407,13 @@ class Channel:
         """A person's message, sometimes with reactions, sometimes edited."""
         user = user or self.rng.choice(self.members)
         message: Message = {
-            "type": "message",
             "user": user,
-            "text": text,
+            "type": "message",
             "ts": ts_string(key),
+            "client_msg_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            "text": text,
             "team": self.b.team_id,
+            "blocks": rich_text(text, f"{self.rng.getrandbits(24):06x}"),
         }
         if self.rng.random() < 0.2:
             message["reactions"] = self.reactions()

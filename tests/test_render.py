@@ -45,7 +45,7 @@ def digest_of(
     for channel, messages in channels.items():
         tally = ChannelTally(channel, channel.lower())
         for message in messages:
-            tally.add(message)
+            tally.add_page([message])
         tallies.append(tally)
     digest = summarize(schedule, window, tallies, previous=previous, sections=sections)
     links = {

@@ -24,7 +24,7 @@ def said(n: int, user: str = "U1", text: str = "hello", **extra: Any) -> Message
 def tally_of(messages: list[Message], top: int = 5) -> ChannelTally:
     tally = ChannelTally("C1", "eng", top)
     for message in messages:
-        tally.add(message)
+        tally.add_page([message])
     return tally
 
 
@@ -203,7 +203,7 @@ def test_a_checkpoint_resumes_to_exactly_the_same_result(stop: int) -> None:
     first = tally_of(messages[:stop])
     resumed = ChannelTally.from_json(json.loads(json.dumps(first.to_json())))
     for message in messages[stop:]:
-        resumed.add(message)
+        resumed.add_page([message])
     assert resumed.result() == whole.result()
     assert resumed.to_json() == whole.to_json()
 
@@ -218,16 +218,15 @@ def test_the_order_messages_arrive_in_does_not_matter() -> None:
 def test_memory_stays_bounded_however_many_messages() -> None:
     tally = ChannelTally("C1", "eng", top=5)
     for n in range(50_000):
-        tally.add(
-            said(
-                n,
-                f"U{n % 100}",
-                f"why <https://example.com/{n}> ?",
-                reactions=[{"name": "+1", "users": [], "count": n % 7 + 1}],
-                files=[{"name": f"{n}.png"}],
-            )
+        asked = said(
+            n,
+            f"U{n % 100}",
+            f"why <https://example.com/{n}> ?",
+            reactions=[{"name": "+1", "users": [], "count": n % 7 + 1}],
+            files=[{"name": f"{n}.png"}],
         )
-        tally.add(said(n, f"U{n % 100}", f"thread {n}", reply_count=n % 9 + 1, reply_users_count=1))
+        thread = said(n, f"U{n % 100}", f"thread {n}", reply_count=n % 9 + 1, reply_users_count=1)
+        tally.add_page([asked, thread])
     assert tally.messages == 100_000 and tally.links == 50_000 and tally.files == 50_000
     assert len(tally.top_threads.heap) == len(tally.top_reacted.heap) == 5
     assert len(tally.top_questions.heap) == 5
@@ -240,7 +239,7 @@ def test_summarize_adds_up_channels_and_counts_each_person_once() -> None:
     eng = tally_of([said(1, "U1", "a?"), said(2, "U2", reply_count=1, reply_users_count=1)])
     ops = ChannelTally("C2", "ops")
     for message in [said(3, "U2", "<https://x.example>"), said(4, "U3", subtype="channel_join")]:
-        ops.add(message)
+        ops.add_page([message])
     previous = Stats(messages=1)
     digest = summarize("eng-weekly", WINDOW, [eng, ops], previous=previous, sections=["threads"])
     assert digest.totals == Stats(messages=3, threads=1, people=2, links=1)
@@ -254,7 +253,7 @@ def test_summarize_adds_up_channels_and_counts_each_person_once() -> None:
 def test_a_window_with_bots_only_is_quiet_but_one_with_a_join_is_not() -> None:
     bots = tally_of([said(1, bot_id="B1"), said(2, subtype="bot_message")])
     assert summarize("s", WINDOW, [bots]).quiet
-    bots.add(said(3, "U9", subtype="channel_join"))
+    bots.add_page([said(3, "U9", subtype="channel_join")])
     assert not summarize("s", WINDOW, [bots]).quiet
 
 

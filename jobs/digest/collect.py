@@ -62,8 +62,7 @@ class Collector:
                 self.save(self.state)
                 raise
             messages = page["messages"]
-            for message in messages:
-                tally.add(message)
+            tally.add_page(messages)
             count += len(messages)
             self.messages += len(messages)
             self.progress(self.messages)

@@ -25,7 +25,7 @@ from jobs.digest.deliver import MailDeferred
 from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, web_client
 from jobs.logs import configure_logging
 from jobs.runs import run_id
-from jobs.sentry import init_sentry
+from jobs.sentry import check_in, init_sentry
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def run_digest(self: Task, schedule_name: str, slot: str) -> dict[str, Any]:
         self.update_state(state="PROGRESS", meta=counts)
 
     try:
-        return pipeline.run(
+        record = pipeline.run(
             settings,
             web_client(settings),
             redis_client(),
@@ -110,16 +110,34 @@ def run_digest(self: Task, schedule_name: str, slot: str) -> dict[str, Any]:
             progress,
         )
     except (RateLimited, SlackUnavailable, MailDeferred) as error:
-        if self.request.retries >= MAX_RETRIES:
-            return pipeline.give_up(redis_client(), schedule, moment, f"gave up: {error}")
-        wait = (
-            error.retry_after if isinstance(error, RateLimited) else backoff(self.request.retries)
-        )
-        logger.warning("run %s@%s waits %.1fs: %s", schedule_name, slot, wait, error)
-        raise self.retry(countdown=wait + random.uniform(0, 1)) from None
+        if self.request.retries < MAX_RETRIES:
+            wait = (
+                error.retry_after
+                if isinstance(error, RateLimited)
+                else backoff(self.request.retries)
+            )
+            logger.warning("run %s@%s waits %.1fs: %s", schedule_name, slot, wait, error)
+            raise self.retry(countdown=wait + random.uniform(0, 1)) from None
+        record = pipeline.give_up(redis_client(), schedule, moment, f"gave up: {error}")
     except SoftTimeLimitExceeded:
         timeout = f"{schedule.timeout.total_seconds():g}s"
-        return pipeline.give_up(redis_client(), schedule, moment, f"timed out after {timeout}")
+        record = pipeline.give_up(redis_client(), schedule, moment, f"timed out after {timeout}")
+    report(schedule, record)
+    return record
+
+
+def report(schedule: schedules.Schedule, record: dict[str, Any]) -> None:
+    """One log line per run (counts, never message text), and its Sentry Crons check-in."""
+    totals = record.get("totals") or {}
+    counts = " ".join(f"{name}={value}" for name, value in totals.items())
+    logger.info(
+        "run %s: %s%s %s",
+        record.get("run"),
+        record.get("status"),
+        f" ({record['error']})" if record.get("error") else "",
+        counts,
+    )
+    check_in(schedule, record)
 
 
 def time_limits(schedule: schedules.Schedule) -> tuple[float, float]:

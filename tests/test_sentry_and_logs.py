@@ -13,7 +13,8 @@ import sentry_sdk
 from jobs.config import Settings
 from jobs.logs import RedactingFormatter
 from jobs.redaction import Redactor
-from jobs.sentry import init_sentry, scrubber
+from jobs.schedules import Schedule
+from jobs.sentry import check_in, init_sentry, scrubber
 from tests.http_sink import HttpSink
 
 SECRETS = {
@@ -85,3 +86,23 @@ def test_log_lines_have_secrets_filtered(as_json: bool) -> None:
     assert SECRETS["SLACK_BOT_TOKEN"] not in line and "xoxb-unknown-token" not in line
     if as_json:
         assert json.loads(line)["level"] == "WARNING"
+
+
+def test_a_scheduled_run_checks_in_with_sentry_crons(sentry_sink: HttpSink) -> None:
+    dsn = sentry_sink.url("/1").replace("http://", "http://publickey@")
+    assert init_sentry(Settings.from_env({**SECRETS, "SENTRY_DSN": dsn}))
+    weekly = Schedule(name="eng-weekly", cron="0 9 * * MON", channels=("#eng",))
+    check_in(weekly, {"status": "manual-runs-send-nothing", "manual": True})
+    check_in(weekly, {"status": "failed", "started": 10.0, "finished": 12.5})
+    sentry_sdk.flush(timeout=10)
+    lines = b"".join(sentry_sink.raw).decode().splitlines()
+    checks = [json.loads(line) for line in lines if '"monitor_slug"' in line]
+    assert len(checks) == 1  # the manual run sent none
+    check = checks[0]
+    assert (check["monitor_slug"], check["status"], check["duration"]) == (
+        "eng-weekly",
+        "error",
+        2.5,
+    )
+    assert check["monitor_config"]["schedule"] == {"type": "crontab", "value": "0 9 * * MON"}
+    assert check["monitor_config"]["checkin_margin"] == 60

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -16,6 +17,7 @@ from jobs.celery import QUEUE
 from jobs.config import Settings, get_settings
 from jobs.connections import async_redis
 from jobs.producer import Producer
+from webhook.access import AccessLog
 from webhook.commands import slack_commands
 from webhook.events import slack_events
 from webhook.health import healthz, readyz
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(AccessLog)],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from jobs import status
 from jobs.config import ConfigError, Settings, get_settings, mask_url
 from jobs.digest.slack import DigestFailed
-from jobs.schedules import Schedule, ScheduleError, load
+from jobs.schedules import Schedule, ScheduleError, load, parse_slot, validate
 
 
 def show_config(settings: Settings) -> list[str]:
@@ -161,6 +161,50 @@ def status_table(shown: dict[str, Any]) -> list[str]:
     return lines + [f"error: {error}" for error in shown["errors"]]
 
 
+def check_schedules(settings: Settings, args: argparse.Namespace) -> int:
+    """Every problem of the schedules file, one a line (exit 1), or a line per schedule."""
+    path = Path(args.file) if args.file else settings.schedules_file
+    schedules, problems = validate(path)
+    if problems:
+        print("\n".join(str(problem) for problem in problems))
+        return 1
+    now = datetime.now(UTC)
+    for schedule in schedules.values():
+        upcoming = schedule.next_slot(now).isoformat() if schedule.enabled else "(disabled)"
+        places = [*(f"slack {c}" for c in schedule.slack), *(f"email {a}" for a in schedule.email)]
+        print(
+            f"{schedule.name}  {schedule.cron}  {schedule.timezone}  next {upcoming}"
+            f"  to {', '.join(places) or 'nowhere'}"
+        )
+    if not schedules:
+        print(f"{path}: no schedules")
+    return 0
+
+
+def show_next(settings: Settings, args: argparse.Namespace) -> int:
+    """A schedule's next slots after now (or `--after`), local and UTC, one a line."""
+    schedule = schedule_named(settings, args.name)
+    after = parse_slot(args.after, schedule, "--after") if args.after else datetime.now(UTC)
+    slots = [
+        (slot.isoformat(), slot.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+        for slot in schedule.next_slots(after, args.n)
+    ]
+    if not schedule.enabled:
+        print(f"({args.name} is disabled: these slots will not run)", file=sys.stderr)
+    if args.json:
+        print(json.dumps([{"local": local, "utc": utc} for local, utc in slots], indent=2))
+    else:
+        print("\n".join(f"{local}  {utc}" for local, utc in slots))
+    return 0
+
+
+def how_many(text: str) -> int:
+    """argparse's reading of `-n`: a whole number from 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="digests", description="Slack Digests: scheduled digests of Slack channel activity."
@@ -194,6 +238,18 @@ def parser() -> argparse.ArgumentParser:
         "status", help="each schedule's next slots, last slot and how its run ended"
     )
     shown_status.add_argument("--json", action="store_true", help="print GET /schedules' JSON")
+    checked = commands.add_parser(
+        "validate",
+        help="check a schedules file: every problem with its line, or each schedule's next slot",
+    )
+    checked.add_argument("file", nargs="?", help="the file to check (default: SCHEDULES_FILE)")
+    upcoming = commands.add_parser(
+        "next", help="a schedule's next slots, in its zone and in UTC, one a line"
+    )
+    upcoming.add_argument("name", help="the schedule's name in SCHEDULES_FILE")
+    upcoming.add_argument("-n", type=how_many, default=10, help="how many slots (default 10)")
+    upcoming.add_argument("--after", metavar="ISO", help="an instant with offset (default: now)")
+    upcoming.add_argument("--json", action="store_true", help="print a JSON list of {local, utc}")
     return top
 
 
@@ -204,9 +260,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             print("\n".join(show_config(settings)))
             return 0
-        return {"preview": preview, "run": run, "trigger": trigger, "status": show_status}[
-            args.command
-        ](settings, args)
+        return {
+            "preview": preview,
+            "run": run,
+            "trigger": trigger,
+            "status": show_status,
+            "validate": check_schedules,
+            "next": show_next,
+        }[args.command](settings, args)
     except (ConfigError, ScheduleError, DigestFailed) as error:
         print(f"digests: {error}", file=sys.stderr)
         return 1

@@ -1,45 +1,73 @@
-"""`schedules.yaml`: what to digest, when, and where to deliver it; and the window of a slot."""
+"""`schedules.yaml`: what to digest, when and where to deliver it; the slots and windows of a cron.
+
+A slot is a wall-clock time the cron names in the schedule's zone, run at one instant: a time that
+a spring-forward gap skips runs at the first instant after the gap, a time that a fall-back repeats
+runs at its first occurrence only, and wall-clock slots that land on the same instant are one slot.
+"""
 
 from __future__ import annotations
 
+import copy
+import difflib
+import gc
 import hashlib
+import math
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
-from croniter import croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 
+from jobs.celery import MAX_TASK_SECONDS
 from jobs.digest.model import SECTIONS, Window
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
-DURATION = re.compile(r"(\d+)([smhd])")
+DURATION = re.compile(r"(\d{1,9})([smhd])")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-KEYS = {
-    "name",
-    "cron",
-    "timezone",
-    "channels",
-    "window",
-    "deliver",
-    "sections",
-    "skip_if_quiet",
-    "enabled",
-    "jitter",
-    "catchup",
-    "timeout",
-}
+# What the directory resolves: an ID, `#name` or `name`; never blanks, commas or a `#` within.
+CHANNEL = re.compile(r"#?[^\s#,]+")
+EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+# A hashed (`H`) or random (`R`) cron value differs per hash id or per process: no stable slots.
+HASHED = re.compile(r"[hr](\(\d+-\d+\))?(/\d+)?", re.IGNORECASE)
+TICK = timedelta(microseconds=1)
+TAG = "tag:yaml.org,2002:"
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ScheduleError(ValueError):
-    """The schedules file cannot be used; the message names the file and the field."""
+    """The schedules file cannot be used; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a schedules file: where it is and what would be valid."""
+
+    file: str
+    line: int  # 1-based; 0 when the whole file is at fault
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 @dataclass(frozen=True)
 class Schedule:
+    """One digest: which channels, on which cron in which zone, delivered where."""
+
     name: str
     cron: str
     channels: tuple[str, ...]
@@ -59,14 +87,23 @@ class Schedule:
         object.__setattr__(self, "zone", ZoneInfo(self.timezone))
 
     def latest_slot(self, moment: datetime) -> datetime:
-        """The newest cron instant at or before `moment`, in the schedule's zone."""
-        # croniter's get_prev is strictly before its start: a microsecond later includes `moment`.
-        return self.previous_slot(moment + timedelta(microseconds=1))
+        """The newest slot at or before the aware instant `moment`, in the schedule's zone."""
+        local = self._local(moment)
+        repeat_end = _repeat_end(local, self.zone)
+        # Past a fall-back, every wall time before the repeat ends ran at its first occurrence.
+        wall = local.replace(tzinfo=None) + TICK if repeat_end is None else repeat_end
+        return self._instant(_step(self.cron, wall, forward=False))
+
+    def previous_slot(self, slot: datetime) -> datetime:
+        """The newest slot strictly before `slot`."""
+        return self.latest_slot(slot.astimezone(UTC) - TICK)
 
     def next_slot(self, after: datetime) -> datetime:
-        """The first slot strictly after `after`, in the schedule's zone."""
-        found: datetime = croniter(self.cron, after.astimezone(self.zone)).get_next(datetime)
-        return found
+        """The first slot strictly after the aware instant `after`, in the schedule's zone."""
+        local = self._local(after)
+        repeat_end = _repeat_end(local, self.zone)
+        wall = local.replace(tzinfo=None) if repeat_end is None else repeat_end - TICK
+        return self._instant(_step(self.cron, wall, forward=True))
 
     def next_slots(self, after: datetime, count: int) -> list[datetime]:
         """The `count` slots strictly after `after`."""
@@ -75,6 +112,26 @@ class Schedule:
             after = self.next_slot(after)
             slots.append(after)
         return slots
+
+    def window_for(self, slot: datetime) -> Window:
+        """The window a run ending at `slot` covers, in real (elapsed) time.
+
+        A cron slot covers `[previous slot, slot)`, so consecutive windows tile time; a set
+        `window` reaches that far back; an ad-hoc (manual) slot covers as long as the cron
+        period that contains it.
+        """
+        end = slot.astimezone(UTC)
+        if self.window is not None:
+            start = end - self.window
+        else:
+            # In UTC: an aware datetime never equals one in another zone when its time is
+            # repeated, and subtracting two in the same zone takes their wall-clock difference.
+            latest = self.latest_slot(end).astimezone(UTC)
+            if latest == end:
+                start = self.previous_slot(latest).astimezone(UTC)
+            else:
+                start = end - (self.next_slot(latest).astimezone(UTC) - latest)
+        return Window(start.astimezone(self.zone), end.astimezone(self.zone), self.timezone)
 
     @property
     def jitter_offset(self) -> timedelta:
@@ -85,118 +142,460 @@ class Schedule:
         micros = self.jitter // timedelta(microseconds=1)
         return timedelta(microseconds=digest % micros)
 
-    def previous_slot(self, slot: datetime) -> datetime:
-        """The cron instant before `slot`."""
-        found: datetime = croniter(self.cron, slot.astimezone(self.zone)).get_prev(datetime)
-        return found
+    def _local(self, moment: datetime) -> datetime:
+        """`moment` read in the zone; through UTC, since `astimezone` keeps a same-zone datetime
+        as it is, even a wall time that does not exist."""
+        return moment.astimezone(UTC).astimezone(self.zone)
 
-    def window_for(self, slot: datetime) -> Window:
-        """The window a run ending at `slot` covers: the configured length, or one cron period.
-
-        For a cron instant that is `[previous slot, slot)`; for an ad-hoc (manual) slot it has
-        the same length as the period that contains it.
-        """
-        end = slot.astimezone(self.zone)
-        if self.window is not None:
-            return Window(end - self.window, end, self.timezone)
-        latest = self.latest_slot(end)
-        period = latest - self.previous_slot(latest)
-        return Window(end - period, end, self.timezone)
+    def _instant(self, wall: datetime) -> datetime:
+        """When the wall-clock slot `wall` runs: the first of a repeated time, the end of a gap."""
+        first = wall.replace(tzinfo=self.zone)  # fold=0: the earlier reading of a repeated time
+        local = first.astimezone(UTC).astimezone(self.zone)
+        if local.replace(tzinfo=None) == wall:
+            return local
+        # In a gap, fold=0 reads `wall` with the offset from before it and fold=1 with the one
+        # after, which puts the jump between the two readings.
+        later = wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
+        return _transition(self.zone, later, first.astimezone(UTC))
 
 
-def duration(value: Any, where: str) -> timedelta:
-    if not isinstance(value, str) or not DURATION.fullmatch(value.strip()):
-        raise ScheduleError(f"{where}: {value!r} is not a duration like 30s, 15m, 24h or 7d")
-    number, unit = DURATION.fullmatch(value.strip()).groups()  # type: ignore[union-attr]
-    return timedelta(**{UNITS[unit]: int(number)})
+@lru_cache(maxsize=65536)
+def _cron(expression: str) -> croniter:
+    """A parsed cron over naive (wall-clock) times; parsing costs more than one step."""
+    return croniter(expression, datetime(2000, 1, 1))
 
 
-def strings(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ScheduleError(f"{where}: expected a list of strings")
-    return tuple(value)
+def _step(expression: str, wall: datetime, *, forward: bool) -> datetime:
+    """The cron's wall-clock time strictly after (or before) the naive `wall`."""
+    cron = copy.copy(_cron(expression))  # a croniter keeps its position: one copy per use
+    found: datetime = (cron.get_next if forward else cron.get_prev)(datetime, start_time=wall)
+    return found
 
 
-def boolean(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ScheduleError(f"{where}: expected true or false, not {value!r}")
-    return value
+def _repeat_end(local: datetime, zone: ZoneInfo) -> datetime | None:
+    """For an instant in the second pass of a fall-back, the (naive) wall time the repeat ends."""
+    if local.fold == 0:
+        return None
+    before, after = local.replace(fold=0).utcoffset(), local.utcoffset()
+    if before is None or after is None or before == after:
+        return None
+    utc = local.astimezone(UTC)
+    change = _transition(zone, utc - (before - after), utc)
+    return (change.astimezone(UTC) + before).replace(tzinfo=None)
 
 
-def parse_schedule(entry: Any, defaults: dict[str, Any], where: str) -> Schedule:
-    if not isinstance(entry, dict):
-        raise ScheduleError(f"{where}: a schedule must be a mapping")
-    merged = {**defaults, **entry}
-    unknown = sorted(set(merged) - KEYS)
-    if unknown:
-        raise ScheduleError(f"{where}: unknown key {unknown[0]!r}")
-    name = merged.get("name")
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ScheduleError(f"{where}.name: {name!r} must match [a-z0-9][a-z0-9-]*")
-    where = f"{where} ({name})"
-    cron = merged.get("cron")
-    if not isinstance(cron, str) or not croniter.is_valid(cron):
-        raise ScheduleError(f"{where}.cron: {cron!r} is not a valid cron expression")
-    zone = merged.get("timezone", "UTC")
-    try:
-        ZoneInfo(str(zone))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(f"{where}.timezone: {zone!r} is not an IANA time zone") from None
-    deliver = merged.get("deliver") or {}
-    if not isinstance(deliver, dict) or set(deliver) - {"slack", "email"}:
-        raise ScheduleError(f"{where}.deliver: expected a mapping with slack and/or email")
-    sections = strings(merged.get("sections", list(SECTIONS)), f"{where}.sections")
-    bad = [s for s in sections if s not in SECTIONS]
-    if bad:
-        raise ScheduleError(f"{where}.sections: {bad[0]!r} is not one of {', '.join(SECTIONS)}")
-    optional = {
-        key: duration(merged[key], f"{where}.{key}")
-        for key in ("window", "jitter", "catchup", "timeout")
-        if key in merged
-    }
-    return Schedule(
-        name=name,
-        cron=cron,
-        timezone=str(zone),
-        channels=strings(merged.get("channels"), f"{where}.channels"),
-        slack=strings(deliver.get("slack", []), f"{where}.deliver.slack"),
-        email=strings(deliver.get("email", []), f"{where}.deliver.email"),
-        sections=sections,
-        skip_if_quiet=boolean(merged.get("skip_if_quiet", True), f"{where}.skip_if_quiet"),
-        enabled=boolean(merged.get("enabled", True), f"{where}.enabled"),
-        **optional,
-    )
+def _transition(zone: ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The first instant in (before, after] with the offset `after` has: where the clocks jumped."""
+    offset = after.astimezone(zone).utcoffset()
+    low, high = math.floor(before.timestamp()), math.floor(after.timestamp())
+    while high - low > 1:  # tzdata changes offsets on whole seconds
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, zone)
 
 
-def load(path: Path) -> dict[str, Schedule]:
-    """Every schedule of the file by name; raises `ScheduleError` naming the file and field."""
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ScheduleError(f"{path}: cannot read: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ScheduleError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(document, dict) or document.get("version") != 1:
-        raise ScheduleError(f"{path}: version: expected `version: 1` at the top")
-    defaults = document.get("defaults") or {}
-    entries = document.get("schedules")
-    if not isinstance(entries, list):
-        raise ScheduleError(f"{path}: schedules: expected a list of schedules")
-    schedules: dict[str, Schedule] = {}
-    for index, entry in enumerate(entries):
-        schedule = parse_schedule(entry, defaults, f"{path}: schedules[{index}]")
-        if schedule.name in schedules:
-            raise ScheduleError(f"{path}: schedules[{index}].name: {schedule.name!r} is repeated")
-        schedules[schedule.name] = schedule
-    return schedules
-
-
-def parse_slot(value: str, schedule: Schedule) -> datetime:
+def parse_slot(value: str, schedule: Schedule, what: str = "slot") -> datetime:
     """An ISO-8601 instant with an offset, in the schedule's zone."""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ScheduleError(f"slot {value!r} is not an ISO-8601 date and time") from None
+        raise ScheduleError(f"{what} {value!r} is not an ISO-8601 date and time") from None
     if moment.tzinfo is None:
-        raise ScheduleError(f"slot {value!r} has no UTC offset")
+        raise ScheduleError(f"{what} {value!r} has no UTC offset")
     return moment.astimezone(schedule.zone)
+
+
+def duration(value: Any, where: str) -> timedelta:
+    """`30s`, `15m`, `24h` or `7d` as a timedelta; raises `ScheduleError` naming `where`."""
+    found = _duration(value) if isinstance(value, str) else None
+    if found is None:
+        raise ScheduleError(f"{where}: {value!r} is not a duration like 30s, 15m, 24h or 7d")
+    return found
+
+
+def _duration(text: str) -> timedelta | None:
+    found = DURATION.fullmatch(text.strip())
+    if found is None:
+        return None
+    number, unit = found.groups()
+    return timedelta(**{UNITS[unit]: int(number)})
+
+
+def load(path: Path) -> dict[str, Schedule]:
+    """Every schedule of the file by name; raises `ScheduleError` listing every problem."""
+    schedules, problems = validate(path)
+    if problems:
+        raise ScheduleError("\n".join(str(problem) for problem in problems))
+    return schedules
+
+
+def validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
+    """The file's valid schedules by name, and all its problems in the order of their lines."""
+    with _gc_paused():
+        return _validate(path)
+
+
+def _validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
+    report = Report(str(path))
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=LOADER)
+    except OSError as error:
+        return {}, [Problem(str(path), 0, "", f"cannot read: {error.strerror}")]
+    except UnicodeDecodeError:
+        return {}, [Problem(str(path), 0, "", "is not UTF-8 text")]
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else 0
+        reason = ", ".join(part for part in (error.context, error.problem) if part)
+        return {}, [Problem(str(path), line, "", f"not valid YAML: {reason}")]
+    schedules = _document(report, root)
+    return schedules, sorted(report.problems, key=lambda problem: problem.line)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold the cyclic collector off: a big file's many nodes (in no cycle, so freed as soon as
+    they are unused) would set off collection after collection, which was most of the time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Report:
+    """Collects every problem of one file instead of stopping at the first."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def __call__(self, node: yaml.Node, where: str, message: str) -> None:
+        self.problems.append(Problem(self.file, node.start_mark.line + 1, where, message))
+
+
+Parser = Callable[[Report, yaml.Node, str], Any]  # a value, or None once the problem is reported
+Pairs = dict[str, tuple[yaml.Node, yaml.Node]]
+TOP = ("version", "defaults", "schedules")
+REQUIRED = {
+    "name": "every schedule needs a name like eng-weekly",
+    "cron": 'every schedule needs a cron like "0 9 * * MON"',
+    "channels": 'every schedule needs channels to digest, like ["#eng"]',
+}
+
+
+def _document(report: Report, root: yaml.Node | None) -> dict[str, Schedule]:
+    if root is None:
+        report.problems.append(Problem(report.file, 0, "", "is empty: expected `version: 1`"))
+        return {}
+    top = _pairs(report, root, "the file")
+    if top is None:
+        return {}
+    for key, (key_node, _) in top.items():
+        if key not in TOP:
+            report(key_node, key, _unknown(key, TOP))
+    version = top.get("version")
+    if version is None:
+        report(root, "version", "missing: the file starts with `version: 1`")
+    elif version[1].tag != f"{TAG}int" or version[1].value != "1":
+        report(version[1], "version", f"{_shown(version[1])} is not a version; expected 1")
+    defaults, broken = _defaults(report, top.get("defaults"))
+    entries = top.get("schedules")
+    if entries is None:
+        report(root, "schedules", "missing: expected a list of schedules")
+    elif not isinstance(entries[1], yaml.SequenceNode):
+        report(entries[1], "schedules", f"expected a list of schedules, not {_shown(entries[1])}")
+    else:
+        return _schedules(report, entries[1].value, defaults, broken)
+    return {}
+
+
+def _defaults(
+    report: Report, found: tuple[yaml.Node, yaml.Node] | None
+) -> tuple[dict[str, Any], set[str]]:
+    """The parsed defaults, and the keys whose default is broken (already reported)."""
+    if found is None or found[1].tag == f"{TAG}null":
+        return {}, set()
+    pairs = _pairs(report, found[1], "defaults") or {}
+    if "name" in pairs:
+        name = pairs.pop("name")[0]
+        report(name, "defaults.name", "each schedule has its own name: not a default")
+    return _fields(report, pairs, "defaults", {k: v for k, v in FIELDS.items() if k != "name"})
+
+
+def _schedules(
+    report: Report, entries: list[yaml.Node], defaults: dict[str, Any], broken: set[str]
+) -> dict[str, Schedule]:
+    schedules: dict[str, Schedule] = {}
+    lines: dict[str, int] = {}  # where each name first appeared
+    for index, entry in enumerate(entries):
+        where = _label(entry, index)
+        pairs = _pairs(report, entry, where)
+        if pairs is None:
+            continue
+        reported = len(report.problems)
+        values = {**defaults, **_fields(report, pairs, where, FIELDS)[0]}
+        for key, hint in REQUIRED.items():
+            if key not in pairs and key not in defaults and key not in broken:
+                report(entry, f"{where}.{key}", f"missing: {hint}")
+        name = values.pop("name", None)
+        if name in lines:
+            first = f"first at line {lines[name]}"
+            report(pairs["name"][1], f"{where}.name", f"{name!r} is repeated ({first})")
+        elif name is not None:
+            lines[name] = pairs["name"][1].start_mark.line + 1
+        if len(report.problems) == reported and not broken - pairs.keys():
+            deliver = values.pop("deliver", {})
+            schedules[name] = Schedule(name=name, **values, **deliver)
+    return schedules
+
+
+def _label(entry: yaml.Node, index: int) -> str:
+    """How problems name a schedule: by index, and by name when it has a good one."""
+    for key, value in entry.value if isinstance(entry, yaml.MappingNode) else ():
+        if key.value == "name" and value.tag == f"{TAG}str" and NAME.fullmatch(value.value):
+            return f"schedules[{index}] ({value.value})"
+    return f"schedules[{index}]"
+
+
+def _pairs(report: Report, node: yaml.Node, where: str) -> Pairs | None:
+    """A mapping's pairs by key; a repeated key is an error, not silently the last one."""
+    if not isinstance(node, yaml.MappingNode):
+        report(node, where, f"expected a mapping of keys to values, not {_shown(node)}")
+        return None
+    pairs: Pairs = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key_node.tag == f"{TAG}merge":
+            report(key_node, where, "merge keys (<<) are not supported: use defaults")
+        elif key_node.tag != f"{TAG}str":
+            report(key_node, where, f"keys are words, not {_shown(key_node)}")
+        elif key in pairs:
+            first = pairs[key][0].start_mark.line + 1
+            report(key_node, f"{where}.{key}", f"repeated key (first at line {first})")
+        else:
+            pairs[key] = (key_node, value_node)
+    return pairs
+
+
+def _fields(
+    report: Report, pairs: Pairs, where: str, parsers: dict[str, Parser]
+) -> tuple[dict[str, Any], set[str]]:
+    """Each pair's value parsed by its key's parser, and the keys that were unknown or bad."""
+    values: dict[str, Any] = {}
+    failed: set[str] = set()
+    for key, (key_node, value_node) in pairs.items():
+        if key not in parsers:
+            report(key_node, f"{where}.{key}", _unknown(key, parsers))
+            failed.add(key)
+            continue
+        value = parsers[key](report, value_node, f"{where}.{key}")
+        if value is None:
+            failed.add(key)
+        else:
+            values[key] = value
+    return values, failed
+
+
+def _unknown(key: str, valid: Any) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    if close:
+        return f"unknown key {key!r}: did you mean {close[0]!r}?"
+    return f"unknown key {key!r}: expected one of {', '.join(valid)}"
+
+
+def _shown(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return "nothing" if node.tag == f"{TAG}null" else repr(node.value)
+    return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+
+
+def _text(report: Report, node: yaml.Node, where: str) -> str | None:
+    if isinstance(node, yaml.ScalarNode) and node.tag == f"{TAG}str":
+        return str(node.value)
+    read = (
+        node.tag.removeprefix(TAG) if isinstance(node, yaml.ScalarNode) and not node.style else ""
+    )
+    hint = f" (YAML reads it as {read}: quote it)" if read and read != "null" else ""
+    report(node, where, f"expected text, not {_shown(node)}{hint}")
+    return None
+
+
+def _checked(problem: Callable[[str], str | None]) -> Parser:
+    """A parser of text that `problem` accepts (says nothing about)."""
+
+    def parse(report: Report, node: yaml.Node, where: str) -> str | None:
+        text = _text(report, node, where)
+        message = None if text is None else problem(text)
+        if message is not None:
+            report(node, where, message)
+            return None
+        return text
+
+    return parse
+
+
+def _listed(problem: Callable[[str], str | None], empty: str | None = None) -> Parser:
+    """A parser of a list of texts that `problem` accepts; `empty` says why none is wrong."""
+    item = _checked(problem)
+
+    def parse(report: Report, node: yaml.Node, where: str) -> tuple[str, ...] | None:
+        if not isinstance(node, yaml.SequenceNode):
+            report(node, where, f"expected a list like [a, b], not {_shown(node)}")
+            return None
+        if empty is not None and not node.value:
+            report(node, where, empty)
+            return None
+        values = [item(report, child, f"{where}[{i}]") for i, child in enumerate(node.value)]
+        return None if None in values else tuple(values)
+
+    return parse
+
+
+def _lasting(
+    least: timedelta = timedelta(0), most: timedelta | None = None, why: str = ""
+) -> Parser:
+    """A parser of a duration from `least` to `most`; `why` explains the limits."""
+    limits = f"from {_shown_duration(least)}" + (f" to {_shown_duration(most)}" if most else "")
+    limits += why
+
+    def parse(report: Report, node: yaml.Node, where: str) -> timedelta | None:
+        if not isinstance(node, yaml.ScalarNode):
+            report(node, where, f"expected a duration like 30s, 15m, 24h or 7d, not {_shown(node)}")
+            return None
+        text = str(node.value)  # whatever YAML made of it (`90` is an int): the words say more
+        value = _duration(text)
+        if value is None:
+            report(node, where, f"{text!r} is not a duration like 30s, 15m, 24h or 7d")
+        elif value < least or (most is not None and value > most):
+            report(node, where, f"{text} is out of range: it must be {limits}")
+        else:
+            return value
+        return None
+
+    return parse
+
+
+def _shown_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _boolean(report: Report, node: yaml.Node, where: str) -> bool | None:
+    if isinstance(node, yaml.ScalarNode) and node.tag == f"{TAG}bool":
+        return str(node.value).lower() in ("true", "yes", "on")
+    report(node, where, f"expected true or false, not {_shown(node)}")
+    return None
+
+
+def _deliver(report: Report, node: yaml.Node, where: str) -> dict[str, tuple[str, ...]] | None:
+    pairs = _pairs(report, node, where)
+    if pairs is None:
+        return None
+    deliver, failed = _fields(report, pairs, where, DESTINATIONS)
+    return None if failed else deliver
+
+
+def _name_problem(name: str) -> str | None:
+    if NAME.fullmatch(name):
+        return None
+    return f"{name!r} is not a name: use lowercase letters, digits and '-', like eng-weekly"
+
+
+@lru_cache(maxsize=65536)
+def _cron_problem(expression: str) -> str | None:
+    """Why `expression` is not a cron we can run, or None; cached: croniter's parse is slow."""
+    fields = expression.split()
+    expected = (
+        "expected 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds last"
+    )
+    if not expression.startswith("@"):
+        if len(fields) not in (5, 6):
+            return f"{expression!r} has {len(fields)} fields; {expected}"
+        if any(HASHED.fullmatch(part) for value in fields for part in value.split(",")):
+            return f"{expression!r}: H and R differ per process; spread runs with jitter instead"
+    try:
+        croniter.expand(expression, strict=True)
+    except CroniterError as error:
+        return f"{expression!r} is not a valid cron ({error}); {expected}"
+    if not any(mark in expression.upper() for mark in "#LW"):
+        return None
+    # `#`, `L` and `W` days must match both day fields, which can never happen (`1 * 1#2`).
+    try:
+        _step(expression, datetime(2000, 1, 1), forward=True)
+    except CroniterBadDateError:
+        return f"{expression!r} never fires: with #, L or W both day fields must match"
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _zone_problem(name: str) -> str | None:
+    """Why `name` is not an IANA zone, with the closest ones, or None."""
+    try:
+        ZoneInfo(name)
+        return None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    zones = _zones_by_folded_name()
+    close = difflib.get_close_matches(name.casefold(), zones, n=3, cutoff=0.7)
+    if close:
+        return (
+            f"{name!r} is not an IANA time zone: did you mean {', '.join(zones[c] for c in close)}?"
+        )
+    return f"{name!r} is not an IANA time zone: expected a name like Europe/Berlin or UTC"
+
+
+@cache
+def _zones_by_folded_name() -> dict[str, str]:
+    return {zone.casefold(): zone for zone in available_timezones()}
+
+
+def _channel_problem(ref: str) -> str | None:
+    if CHANNEL.fullmatch(ref):
+        return None
+    return f"{ref!r} is not a channel ID like C0123ABCD or a channel name like #eng"
+
+
+def _email_problem(address: str) -> str | None:
+    if EMAIL.fullmatch(address):
+        return None
+    return f"{address!r} is not an email address like eng@example.com"
+
+
+def _section_problem(section: str) -> str | None:
+    if section in SECTIONS:
+        return None
+    close = difflib.get_close_matches(section, SECTIONS, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(SECTIONS)}"
+    return f"{section!r} is not a section: {hint}"
+
+
+DESTINATIONS: dict[str, Parser] = {
+    "slack": _listed(_channel_problem),
+    "email": _listed(_email_problem),
+}
+FIELDS: dict[str, Parser] = {
+    "name": _checked(_name_problem),
+    "cron": _checked(_cron_problem),
+    "timezone": _checked(_zone_problem),
+    "channels": _listed(_channel_problem, empty='list at least one channel, like ["#eng"]'),
+    "window": _lasting(least=timedelta(seconds=1)),
+    "deliver": _deliver,
+    "sections": _listed(_section_problem, empty=f"list at least one of {', '.join(SECTIONS)}"),
+    "skip_if_quiet": _boolean,
+    "enabled": _boolean,
+    "jitter": _lasting(),
+    "catchup": _lasting(),
+    "timeout": _lasting(
+        least=timedelta(seconds=1),
+        most=timedelta(seconds=MAX_TASK_SECONDS),
+        why=", the workers' hard limit for any task",
+    ),
+}

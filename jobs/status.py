@@ -17,7 +17,7 @@ import orjson
 import redis
 
 from jobs import keys
-from jobs.schedules import Schedule, ScheduleError, load, parse_slot
+from jobs.schedules import Schedule, ScheduleError, parse_slot, validate
 
 NEXT_SLOTS = 3
 # Finished runs looked through for the last slot's record; manual runs may come in between.
@@ -36,10 +36,8 @@ class Loaded:
 
 def read_file(path: Path) -> Loaded:
     """The file's schedules, or its error: a broken file is something to show, not a crash."""
-    try:
-        return Loaded(load(path))
-    except ScheduleError as error:
-        return Loaded({}, (str(error),))
+    schedules, problems = validate(path)
+    return Loaded(schedules, tuple(str(problem) for problem in problems))
 
 
 def requested_slot(schedule: Schedule, value: str | None, now: datetime) -> datetime:
@@ -50,7 +48,7 @@ def requested_slot(schedule: Schedule, value: str | None, now: datetime) -> date
         return current
     moment = parse_slot(value, schedule)
     slot = schedule.latest_slot(moment)
-    if slot != moment:
+    if slot.astimezone(UTC) != moment.astimezone(UTC):  # same-zone `!=` would ignore `fold`
         raise ScheduleError(
             f"{value} is not a slot of {schedule.name} ({schedule.cron!r} in {schedule.timezone}):"
             f" the nearest are {slot.isoformat()} and {schedule.next_slot(moment).isoformat()}"

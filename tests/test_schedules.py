@@ -7,8 +7,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from freezegun import freeze_time
 
-from jobs.schedules import Schedule, ScheduleError, load, parse_slot
+from jobs.cli import main
+from jobs.config import get_settings
+from jobs.schedules import Problem, Schedule, ScheduleError, load, parse_slot, validate
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -66,7 +69,7 @@ def test_errors_name_the_file_and_the_field(tmp_path: Path, entry: str, message:
 def test_repeated_names_are_an_error(tmp_path: Path) -> None:
     entry = '{name: a, cron: "0 9 * * *", channels: [a]}'
     path = write(tmp_path, f"version: 1\nschedules:\n  - {entry}\n  - {entry}\n")
-    with pytest.raises(ScheduleError, match=r"schedules\[1\].name: 'a' is repeated"):
+    with pytest.raises(ScheduleError, match=r"schedules\[1\] \(a\).name: 'a' is repeated"):
         load(path)
 
 
@@ -115,3 +118,153 @@ def test_slots_are_read_in_the_schedules_zone() -> None:
     assert parse_slot("2026-11-24T08:00:00Z", daily) == datetime(2026, 11, 24, 9, tzinfo=BERLIN)
     with pytest.raises(ScheduleError, match="no UTC offset"):
         parse_slot("2026-11-24T08:00:00", daily)
+
+
+BROKEN = """\
+version: 1
+defaults:
+  timzone: UTC
+schedules:
+  - name: eng-weekly
+    cron: "0 9 * * MON"
+    timezone: Europe/Berln
+    channels: []
+    window: 7 days
+    deliver:
+      slack: ["#eng-digest", "Not A Channel"]
+      email: ["eng@", "ok@example.com"]
+    sections: [summary, thread]
+    enabled: maybe
+  - name: eng-weekly
+    cron: "0 25 * * *"
+    cron: "0 9 * * *"
+    channels: ["#eng"]
+"""
+
+
+def test_every_problem_is_reported_at_once_with_its_line_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, BROKEN)
+    schedules, problems = validate(path)
+    assert schedules == {}
+    assert [(p.line, p.field) for p in problems] == [
+        (3, "defaults.timzone"),
+        (7, "schedules[0] (eng-weekly).timezone"),
+        (8, "schedules[0] (eng-weekly).channels"),
+        (9, "schedules[0] (eng-weekly).window"),
+        (11, "schedules[0] (eng-weekly).deliver.slack[1]"),
+        (12, "schedules[0] (eng-weekly).deliver.email[0]"),
+        (13, "schedules[0] (eng-weekly).sections[1]"),
+        (14, "schedules[0] (eng-weekly).enabled"),
+        (15, "schedules[1] (eng-weekly).name"),
+        (16, "schedules[1] (eng-weekly).cron"),
+        (17, "schedules[1] (eng-weekly).cron"),
+    ]
+    shown = [str(p) for p in problems]
+    assert (
+        shown[0] == f"{path}:3: defaults.timzone: unknown key 'timzone': did you mean 'timezone'?"
+    )
+    assert "did you mean Europe/Berlin" in shown[1]
+    assert "like 30s, 15m, 24h or 7d" in shown[3]
+    assert "did you mean 'threads'?" in shown[6]
+    assert "'eng-weekly' is repeated (first at line 5)" in shown[8]
+    assert "out of range" in shown[9]
+    assert shown[10].endswith("repeated key (first at line 16)")
+    with pytest.raises(ScheduleError) as raised:
+        load(path)
+    assert str(raised.value).splitlines() == shown
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ("timeout: 2h", "2h is out of range: it must be from 1s to 1h"),
+        ("timeout: 0s", "0s is out of range"),
+        ("jitter: -5s", "'-5s' is not a duration"),
+        ("catchup: 90", "'90' is not a duration like 30s"),
+        ('cron: "H 9 * * *"', "H and R differ per process"),
+        ('cron: "0 9 * * * * 2030"', "has 7 fields"),
+        ('cron: "0 9 31 2 *"', "can never occur"),
+        ("timezone: america/new_york", "did you mean America/New_York"),
+        ("sections: []", "list at least one of summary"),
+        ("deliver: {sms: [x]}", "unknown key 'sms': expected one of slack, email"),
+        ("enabled: 1", "expected true or false, not '1'"),
+        ("channels: [on]", "expected text, not 'on' (YAML reads it as bool: quote it)"),
+        ("<<: {window: 1d}", "merge keys (<<) are not supported"),
+    ],
+)
+def test_field_problems_say_what_would_be_valid(tmp_path: Path, fields: str, message: str) -> None:
+    good = {"name": "a", "cron": '"0 9 * * *"', "channels": '["#a"]'}
+    kept = [f"{key}: {value}" for key, value in good.items() if not fields.startswith(key)]
+    path = write(tmp_path, f"version: 1\nschedules:\n  - {{{', '.join([*kept, fields])}}}\n")
+    _, problems = validate(path)
+    assert len(problems) == 1 and problems[0].line == 3
+    assert message in problems[0].message
+
+
+def test_a_broken_default_is_reported_once_not_for_every_schedule(tmp_path: Path) -> None:
+    entry = '{name: %s, cron: "0 9 * * *"}'
+    path = write(
+        tmp_path,
+        f"version: 1\ndefaults: {{channels: []}}\nschedules:\n"
+        f"  - {entry % 'a'}\n  - {entry % 'b'}\n",
+    )
+    schedules, problems = validate(path)
+    assert schedules == {}
+    assert [(p.line, p.field) for p in problems] == [(2, "defaults.channels")]
+
+
+def test_a_file_that_is_not_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nschedules:\n  - {name: a, cron: [\n")
+    _, problems = validate(path)
+    assert len(problems) == 1 and problems[0].line == 4
+    assert problems[0].message.startswith("not valid YAML")
+
+
+def test_problems_print_as_file_line_field_message() -> None:
+    problem = Problem("schedules.yaml", 12, "schedules[0] (eng-weekly).cron", "bad")
+    assert str(problem) == "schedules.yaml:12: schedules[0] (eng-weekly).cron: bad"
+    assert str(Problem("x.yaml", 0, "", "cannot read")) == "x.yaml: cannot read"
+
+
+def test_validate_prints_every_problem_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, BROKEN)
+    assert main(["validate", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 11 and all(line.startswith(f"{path}:") for line in lines)
+
+
+@freeze_time("2026-11-24T12:00:00Z")
+def test_validate_summarises_each_good_schedule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        """
+version: 1
+schedules:
+  - {name: eng-weekly, cron: "0 9 * * MON", timezone: Europe/Berlin, channels: ["#eng"],
+     deliver: {slack: ["#eng-digest"], email: [eng@example.com]}}
+  - {name: paused, cron: "0 9 * * *", channels: ["#eng"], enabled: false}
+""",
+    )
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "eng-weekly  0 9 * * MON  Europe/Berlin  next 2026-11-30T09:00:00+01:00"
+        "  to slack #eng-digest, email eng@example.com",
+        "paused  0 9 * * *  UTC  next (disabled)  to nowhere",
+    ]
+
+
+def test_validate_reads_schedules_file_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "version: 1\nschedules: []\n")
+    monkeypatch.setenv("SCHEDULES_FILE", str(path))
+    get_settings.cache_clear()
+    try:
+        assert main(["validate"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().out == f"{path}: no schedules\n"

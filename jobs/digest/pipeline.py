@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -204,7 +204,8 @@ def finish(
         "run": ledger.run,
         "schedule": schedule.name,
         "slot": slot.isoformat(),
-        "manual": slot != schedule.latest_slot(slot),
+        # In UTC: a same-zone comparison ignores `fold`, so a repeated hour would look equal.
+        "manual": slot.astimezone(UTC) != schedule.latest_slot(slot).astimezone(UTC),
         "status": status,
         "started": started,
         "finished": time.time(),

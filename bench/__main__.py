@@ -5,9 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import digest, webhook
+from bench import digest, schedules, webhook
 
-BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"webhook": webhook.main, "digest": digest.main}
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
+    "webhook": webhook.main,
+    "digest": digest.main,
+    "schedules": schedules.main,
+}
 
 
 def main(argv: list[str]) -> int:

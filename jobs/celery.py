@@ -36,6 +36,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
         "enable_utc": True,
+        # `celery -A jobs beat` runs schedules.yaml with its state in Redis: no local file.
+        "beat_scheduler": "jobs.beat:Scheduler",
     }
     if settings.redis.ssl_options:
         config["broker_use_ssl"] = settings.redis.ssl_options

@@ -61,10 +61,15 @@ def enqueued(run_id: str) -> str:
 # Beat's state: what must survive restarts has no TTL (a schedule's last slot, skipped slots).
 BEAT_LEADER = f"{PREFIX}beat:leader"
 SKIPPED_LENGTH = 20
+# A hash: per schedule, the "cron zone" its last slot was counted in; a change starts it afresh.
+BEAT_CRONS = f"{PREFIX}beat:crons"
+# The schedules file's errors while beat runs the last good version: JSON {errors, since}.
+BEAT_ERRORS = f"{PREFIX}beat:errors"
 
 
 def last_slot(schedule: str) -> str:
-    """The newest slot beat enqueued for the schedule (ISO-8601 with offset)."""
+    """The newest slot beat dealt with (ISO-8601 with offset): enqueued or skipped, or for a
+    schedule new to beat (or whose cron changed) the slot before it started counting."""
     return f"{PREFIX}beat:last:{schedule}"
 
 

@@ -66,28 +66,53 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-class Worker:
-    """A `celery -A jobs worker` process; its log is kept for assertions."""
+class Child:
+    """A child process whose output goes to a temporary log, kept for assertions."""
+
+    def __init__(self, prefix: str) -> None:
+        self.log_path = Path(tempfile.mkstemp(prefix=prefix, suffix=".log")[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def spawn(self, command: list[str], env: dict[str, str]) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop it as a PaaS does (SIGTERM, then SIGKILL when it will not go); the log stays."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Worker(Child):
+    """A `celery -A jobs worker` process."""
 
     def __init__(self, redis_url: str, env: dict[str, str] | None = None) -> None:
-        self.log_path = Path(tempfile.mkstemp(prefix="digests-worker-", suffix=".log")[1])
+        super().__init__("digests-worker-")
         self.redis_url = redis_url
         self.env = env or {}
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
         env = {**os.environ, **environment(self.redis_url), **self.env}
         command = [sys.executable, "-m", "celery", "-A", "jobs", "worker", "--concurrency=2"]
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+        self.spawn(command, env)
         self.wait_for("ready.")
         return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def wait_for(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -100,18 +125,12 @@ class Worker:
 
     def children(self) -> list[int]:
         """The pool's processes, which run the tasks."""
-        assert self.process is not None
-        found = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        found = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
         return [int(pid) for pid in found.split()]
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().stop()
+        self.log_path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

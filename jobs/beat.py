@@ -1,0 +1,389 @@
+"""`celery -A jobs beat`: enqueue each schedule's slots from `schedules.yaml`, once, from one beat.
+
+Celery's own schedulers keep their state in a local file and their cron maths in `crontab`; this
+one reads `schedules.yaml` (croniter syntax, a zone per schedule), keeps its state in Redis, and
+runs only while it holds the leader lock, so any number of beats may run: one leads, the others
+wait and take over within a lock TTL of its death.
+
+- **Lock.** `BEAT_LEADER` holds the leader's id with a TTL of `LOCK_INTERVALS` ticks, renewed
+  every tick by a Lua script that renews only our own id, or takes the lock when it is free. A
+  beat enqueues only within half a TTL of a renewal that succeeded, so it stops before any other
+  beat can take over; every write of beat state is fenced by the same check in Lua. What remains
+  is a pause of more than half a TTL between that check and the publish (a frozen VM): then two
+  beats may both publish one slot, and the slot's `enqueued` key and the worker's claim (SET NX)
+  still run it once.
+- **What is due** comes from Redis at the start of every term (taking the lock, or a reload):
+  each schedule's `last_slot`, and the cron and zone that cursor was counted in. A schedule never
+  seen, or whose cron or zone changed, starts from now: no backlog. Within a term the heap of
+  next slots is a cache of that state, written back after each batch of fires.
+- **Catch-up.** Slots late by up to one and a half lock TTLs all run: that is a handover. Past
+  that, beat was down: the newest missed slot runs once if within the schedule's `catchup`, and
+  the older ones are recorded in `skipped`, found walking back from the newest so that a
+  per-second cron after a long outage costs no more than `SKIPPED_LENGTH` steps.
+- **Reload.** The file is checked every tick (its stat, then its content); an invalid version
+  keeps the last good schedules running, and its errors are logged and kept in `BEAT_ERRORS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import celery.beat
+import orjson
+import redis
+from kombu.exceptions import OperationalError
+
+from jobs import keys, schedules
+from jobs.config import get_settings
+from jobs.schedules import Schedule, ScheduleError
+from jobs.status import instant
+from jobs.tasks import enqueue_run, redis_client, text
+
+logger = logging.getLogger(__name__)
+
+# The lock outlives this many missed renewals (ticks); with the default tick, 10 s.
+LOCK_INTERVALS = 10
+# Fenced writes per Lua call, so one call never blocks Redis for long.
+WRITE_BATCH = 500
+# Policies under which Redis never evicts a key. `volatile-*` would spare beat's own state (no
+# TTL) but may evict the slot claims and `enqueued` keys that make a slot run once.
+SAFE_POLICIES = ("noeviction",)
+
+# KEYS[1] the lock; ARGV our id and the TTL in ms.
+# Returns {1} renewed, {2} taken (it was free), or {0, its ms left} when another beat holds it.
+LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1}
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {2}
+end
+return {0, redis.call('PTTL', KEYS[1])}
+"""
+# KEYS[1] the lock; ARGV our id, then each command as its word count and its words.
+# Runs the commands only while the lock is ours: 1 if it ran them, 0 if not.
+FENCED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1
+"""
+RENEWED, TAKEN = 1, 2
+# No file has this stat (mtime, size, inode): the first tick always reads the file.
+NEVER_READ = (-1, -1, -1)
+
+Command = tuple[str, ...]
+# A slot waiting in the heap: when it fires (epoch seconds, jitter included), whose, which.
+Entry = tuple[float, str, datetime]
+
+
+@dataclass(frozen=True)
+class Due:
+    """What to do when a slot's time has come: which slot to run, which to record as skipped."""
+
+    fire: datetime | None  # the slot to enqueue now, if any
+    skipped: tuple[datetime, ...]  # oldest first, at most `keys.SKIPPED_LENGTH`
+    newest: datetime  # the newest slot dealt with: the schedule's cursor from now on
+
+
+def catch_up(schedule: Schedule, first: datetime, now: datetime, grace: timedelta) -> Due:
+    """Deal with `first`, the schedule's oldest slot not yet dealt with, whose time has come.
+
+    Within `grace` of its time it runs (a handover or a slow tick, not an outage). Otherwise
+    the newest slot due by `now` runs if it is within `catchup` (or `grace`), and the slots
+    before it back to `first` are skipped; only the newest `SKIPPED_LENGTH` are listed.
+    """
+    jitter = schedule.jitter_offset
+    if now - (first + jitter) <= grace:
+        return Due(first, (), first)
+    newest = max(schedule.latest_slot(now - jitter), first)
+    fire = newest if now - (newest + jitter) <= max(schedule.catchup, grace) else None
+    skipped: list[datetime] = []
+    slot = newest if fire is None else schedule.previous_slot(newest)
+    while slot >= first and len(skipped) < keys.SKIPPED_LENGTH:
+        skipped.append(slot)
+        slot = schedule.previous_slot(slot)
+    return Due(fire, tuple(reversed(skipped)), newest)
+
+
+def basis(schedule: Schedule) -> str:
+    """What a schedule's cursor was counted in; when it changes, the cursor starts again."""
+    return f"{schedule.cron} {schedule.timezone}"
+
+
+def check_eviction_policy(client: redis.Redis) -> None:
+    """Refuse to run on a Redis that may evict keys: a lost claim or cursor repeats a digest."""
+    try:
+        found = client.config_get("maxmemory-policy")
+    except redis.ResponseError as error:  # CONFIG is often disabled on managed Redis
+        logger.warning(
+            "cannot read Redis' maxmemory-policy (%s): make sure it is noeviction, or Redis "
+            "may evict the keys that make each slot run once",
+            error,
+        )
+        return
+    value = next(iter(found.values()), None) if found else None
+    policy = value.decode() if isinstance(value, bytes) else value
+    if policy is None:
+        logger.warning("Redis did not report its maxmemory-policy: make sure it is noeviction")
+    elif policy not in SAFE_POLICIES:
+        raise SystemExit(
+            f"beat: Redis' maxmemory-policy is {policy!r}, so Redis may evict the keys that make "
+            "each slot run once (slot claims, `enqueued` keys, beat's cursors). Set it to "
+            "noeviction (`CONFIG SET maxmemory-policy noeviction`, or your Redis provider's "
+            "maxmemory/eviction policy setting), then start beat again."
+        )
+
+
+def words(commands: Sequence[Command]) -> list[str]:
+    """Commands as `FENCED` reads them: each one's word count, then its words."""
+    flat: list[str] = []
+    for command in commands:
+        flat.append(str(len(command)))
+        flat.extend(command)
+    return flat
+
+
+class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no type hints
+    """The beat scheduler for `schedules.yaml`; `jobs.celery` makes it `celery beat`'s default."""
+
+    max_interval = 1.0  # so that lock renewal, reloads and lateness stay within a second
+
+    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        self.path = get_settings().schedules_file
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.schedules: dict[str, Schedule] = {}
+        self.errors: list[str] = []
+        self.errors_since: str | None = None
+        self.file_stat: tuple[int, int, int] | None = NEVER_READ
+        self.file_digest: bytes | None = None
+        self.heap: list[Entry] = []
+        self.pending: list[Command] = []  # fenced writes not yet sent
+        self.leading: bool | None = None  # None until the first tick
+        self.lease_until = 0.0
+        self.standby_wait = 0.0
+        super().__init__(app, *args, **kwargs)
+        self.lock_ttl = LOCK_INTERVALS * float(self.max_interval)
+        # A slot later than this was missed by an outage, not delayed by a handover (a lock TTL,
+        # and the new leader's wake-up and first tick).
+        self.grace = timedelta(seconds=1.5 * self.lock_ttl)
+
+    @property
+    def client(self) -> redis.Redis:
+        return redis_client()
+
+    @property
+    def info(self) -> str:
+        lock = f"{keys.BEAT_LEADER} ({self.lock_ttl:g}s TTL)"
+        return f"    . schedules -> {self.path}\n    . leader lock -> {lock}"
+
+    def setup_schedule(self) -> None:
+        """Check Redis can be trusted with the state; the file is read at the first tick, once
+        `beat_init` has set up Sentry to report its errors."""
+        check_eviction_policy(self.client)
+        self.lead_script = self.client.register_script(LEAD)
+        self.fenced_script = self.client.register_script(FENCED)
+
+    def now(self) -> datetime:
+        """The time; a method of its own so that a simulation (`bench/schedules.py`) can set it."""
+        return datetime.now(UTC)
+
+    def enqueue(self, schedule: Schedule, slot: datetime) -> None:
+        """Queue the slot's run, once per slot however often asked (its `enqueued` key)."""
+        enqueue_run(schedule, slot)
+
+    def tick(self) -> float:
+        """Reload if the file changed, lead or wait, run what is due; the seconds to sleep."""
+        try:
+            if self.reload() and self.leading:
+                self.plan()
+            if not self.lead():
+                return min(self.max_interval, self.standby_wait)
+            return self.fire_due()
+        except (redis.RedisError, OperationalError) as error:
+            # The next term starts again from Redis; a slot enqueued but not recorded is
+            # enqueued again then, and its `enqueued` key makes that the same task.
+            logger.warning("beat cannot reach Redis (%s); retrying", error)
+            self.leading = False
+            return float(self.max_interval)
+
+    def reload(self) -> bool:
+        """Read the file if it changed; whether what beat runs, or the errors, changed."""
+        try:
+            found = self.path.stat()
+            stat: tuple[int, int, int] | None = (found.st_mtime_ns, found.st_size, found.st_ino)
+        except OSError:
+            stat = None
+        if stat == self.file_stat:
+            return False
+        self.file_stat = stat
+        try:
+            digest: bytes | None = hashlib.sha256(self.path.read_bytes()).digest()
+        except OSError:
+            digest = None  # `load` says why
+        if digest is not None and digest == self.file_digest:
+            return False  # touched, not changed
+        self.file_digest = digest
+        try:
+            self.schedules = schedules.load(self.path)
+        except ScheduleError as error:
+            self.errors = str(error).splitlines()
+            self.errors_since = self.now().isoformat()
+            running = f"the last good {len(self.schedules)}" if self.schedules else "no"
+            logger.error("%s is not valid; beat runs %s schedules:\n%s", self.path, running, error)
+            return True
+        if self.errors:
+            logger.info("%s is valid again", self.path)
+        self.errors, self.errors_since = [], None
+        logger.info("beat runs %d schedules from %s", len(self.schedules), self.path)
+        return True
+
+    def lead(self) -> bool:
+        """Renew the lock, or take it when free; a new term plans from Redis."""
+        sent = time.monotonic()
+        status, *rest = self.lead_script([keys.BEAT_LEADER], [self.id, int(self.lock_ttl * 1000)])
+        if status not in (RENEWED, TAKEN):
+            if self.leading:
+                logger.warning("beat %s lost the leader lock; standing by", self.id)
+            elif self.leading is None:
+                logger.info("beat %s stands by: another beat leads", self.id)
+            self.leading = False
+            # Wake when the leader's lock would lapse; a lock without a TTL is polled.
+            left = int(rest[0])
+            self.standby_wait = left / 1000 if left > 0 else float(self.max_interval)
+            return False
+        self.lease_until = sent + self.lock_ttl / 2
+        if status == TAKEN or not self.leading:
+            logger.info("beat %s leads", self.id)
+            self.leading = True
+            self.plan()
+        return True
+
+    def plan(self) -> None:
+        """Start from Redis: each schedule's next slot after its cursor, new ones from now."""
+        now = self.now()
+        running = [s for s in self.schedules.values() if s.enabled]
+        counted = {
+            text(name): text(value) for name, value in self.client.hgetall(keys.BEAT_CRONS).items()
+        }
+        cursors = self.client.mget([keys.last_slot(s.name) for s in running]) if running else []
+        writes: list[Command] = []
+        heap: list[Entry] = []
+        for schedule, cursor in zip(running, cursors, strict=True):
+            same = counted.get(schedule.name) == basis(schedule)
+            last = instant(text(cursor)) if same and cursor is not None else None
+            if last is None:
+                last = schedule.latest_slot(now)
+                writes.append(("SET", keys.last_slot(schedule.name), last.isoformat()))
+                writes.append(("HSET", keys.BEAT_CRONS, schedule.name, basis(schedule)))
+            self.push(schedule, last, heap)
+        gone = sorted(counted.keys() - {s.name for s in running})
+        if gone:  # disabled or removed: should it come back, it starts from then
+            writes.append(("HDEL", keys.BEAT_CRONS, *gone))
+        if self.errors:
+            state = orjson.dumps({"errors": self.errors, "since": self.errors_since}).decode()
+            writes.append(("SET", keys.BEAT_ERRORS, state))
+        else:
+            writes.append(("DEL", keys.BEAT_ERRORS))
+        self.heap = heap
+        self.write(writes)
+
+    def push(self, schedule: Schedule, after: datetime, heap: list[Entry]) -> None:
+        """Queue the schedule's first slot after `after`, at its time plus its jitter."""
+        try:
+            slot = schedule.next_slot(after)
+        except ValueError:  # one schedule without a next slot must not stop the others
+            logger.exception("%s: no slot after %s; it will not run", schedule.name, after)
+            return
+        heapq.heappush(heap, ((slot + schedule.jitter_offset).timestamp(), schedule.name, slot))
+
+    def fire_due(self) -> float:
+        """Enqueue every slot whose time has come; the seconds until the next one."""
+        now = self.now()
+        try:
+            while self.heap and self.heap[0][0] <= now.timestamp():
+                if time.monotonic() >= self.lease_until:
+                    self.flush()
+                    if not self.lead():
+                        return min(self.max_interval, self.standby_wait)
+                    continue  # a new term has planned afresh
+                _, name, slot = heapq.heappop(self.heap)
+                schedule = self.schedules[name]
+                due = catch_up(schedule, slot, now, self.grace)
+                if due.skipped:
+                    self.pending.append(
+                        ("LPUSH", keys.skipped(name), *(s.isoformat() for s in due.skipped))
+                    )
+                    self.pending.append(
+                        ("LTRIM", keys.skipped(name), "0", str(keys.SKIPPED_LENGTH - 1))
+                    )
+                    logger.warning(
+                        "%s: skipped %d missed slot(s) %s … %s, older than its catchup",
+                        name,
+                        len(due.skipped),
+                        due.skipped[0].isoformat(),
+                        due.skipped[-1].isoformat(),
+                    )
+                if due.fire is not None:
+                    self.enqueue(schedule, due.fire)
+                    late = (self.now() - due.fire - schedule.jitter_offset).total_seconds()
+                    logger.info(
+                        "%s: enqueued slot %s, %.3fs late", name, due.fire.isoformat(), late
+                    )
+                self.pending.append(("SET", keys.last_slot(name), due.newest.isoformat()))
+                self.push(schedule, due.newest, self.heap)
+                if len(self.pending) >= WRITE_BATCH:
+                    self.flush()
+        finally:
+            self.flush()
+        if not self.heap:
+            return float(self.max_interval)
+        return max(0.0, min(self.max_interval, self.heap[0][0] - self.now().timestamp()))
+
+    def flush(self) -> None:
+        """Record the slots dealt with so far; a crash before this only repeats their enqueue,
+        which their `enqueued` keys turn into the same task."""
+        pending, self.pending = self.pending, []
+        self.write(pending)
+
+    def write(self, commands: Sequence[Command]) -> None:
+        """Apply beat's writes only while the lock is ours; a deposed beat writes nothing."""
+        for start in range(0, len(commands), WRITE_BATCH):
+            batch = words(commands[start : start + WRITE_BATCH])
+            if not self.fenced_script([keys.BEAT_LEADER], [self.id, *batch]):
+                if self.leading:
+                    logger.warning("beat %s lost the leader lock; standing by", self.id)
+                self.leading = False
+                self.lease_until = 0.0
+                return
+
+    def close(self) -> None:
+        """Hand the lock over at once on a clean exit, rather than after its TTL."""
+        if self.leading:
+            try:
+                # SIGTERM may land in the middle of `fire_due`: record what it enqueued first.
+                self.flush()
+                self.fenced_script(
+                    [keys.BEAT_LEADER], [self.id, *words([("DEL", keys.BEAT_LEADER)])]
+                )
+                self.leading = False
+            except redis.RedisError as error:
+                logger.warning("beat could not release the leader lock (%s)", error)
+        super().close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -47,6 +48,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
+        os.makedirs(self.dir, exist_ok=True)  # stop() removes it; a restart makes it again
         args = [find_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", self.dir]
         args += ["--maxmemory-policy", "noeviction"]
@@ -79,6 +81,7 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
         return self.start()

@@ -1,4 +1,5 @@
-"""`scripts/dev` runs the whole service on an embedded Redis and stops all of it."""
+"""`scripts/dev` runs the whole service against the sandbox, delivers a demo digest on beat's
+schedule, says what is wrong when it cannot start, and leaves nothing running when stopped."""
 
 from __future__ import annotations
 
@@ -7,23 +8,30 @@ import re
 import signal
 import socket
 import subprocess
-import tempfile
 import time
+import uuid
+from collections.abc import Callable
+from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 
 import httpx2
+import pytest
 
 from sandbox.redis_server import free_port
 from tests.conftest import ROOT
 from tests.slack import SECRET, event_callback, signed_json
 
+# What the dev environment must not inherit from the one running the tests.
+INHERITED = ("REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_API_URL", "SMTP_URL", "SCHEDULES_FILE")
 
-def wait_until(condition: object, what: str, timeout: float = 60.0) -> None:
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(what)
-        time.sleep(0.1)
+        time.sleep(0.2)
 
 
 def answers(url: str) -> bool:
@@ -33,11 +41,42 @@ def answers(url: str) -> bool:
         return False
 
 
-def test_dev_stack_receives_an_event_and_stops_cleanly() -> None:
+def dev_environment(tmp_path: Path, **values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    return {**env, "DEV_MAIL_DIR": str(tmp_path / "mail"), **values}
+
+
+def port_of(pattern: str, output: str) -> int:
+    found = re.search(pattern, output)
+    assert found is not None, f"{pattern!r} not in the output:\n{output}"
+    return int(found.group(1))
+
+
+def marked(marker: str) -> list[int]:
+    """The processes whose environment holds `marker`: everything the dev stack started."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes().split(b"\0"):
+                pids.append(int(environ.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return pids
+
+
+def digests_posted(slack_url: str) -> list[dict[str, Any]]:
+    posted: list[dict[str, Any]] = httpx2.get(f"{slack_url}/sandbox/posted", timeout=5).json()
+    return [p for p in posted if p.get("metadata", {}).get("event_type") == "digest_posted"]
+
+
+@pytest.mark.timeout(300)
+def test_dev_stack_delivers_a_demo_digest_on_schedule_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "SLACK_SIGNING_SECRET": SECRET}
-    env.pop("REDIS_URL")
-    output = Path(tempfile.mkstemp(prefix="digests-dev-", suffix=".log")[1])
+    mark = uuid.uuid4().hex
+    env = dev_environment(
+        tmp_path, PORT=str(port), SLACK_SIGNING_SECRET=SECRET, DIGESTS_DEV_TEST=mark
+    )
+    output = tmp_path / "dev.log"
     with output.open("wb") as log:
         dev = subprocess.Popen(
             [str(ROOT / "scripts" / "dev")],
@@ -48,7 +87,16 @@ def test_dev_stack_receives_an_event_and_stops_cleanly() -> None:
             start_new_session=True,
         )
     try:
-        wait_until(lambda: answers(f"http://127.0.0.1:{port}/readyz"), "web never ready")
+        wait_until(lambda: "==> ready" in output.read_text(), "scripts/dev never got ready", 120)
+        shown = output.read_text()
+        slack_port = port_of(r"http://127\.0\.0\.1:(\d+)/sandbox/posted", shown)
+        smtp_port = port_of(r"SMTP_URL=smtp://127\.0\.0\.1:(\d+)\?tls=off", shown)
+        redis_port = port_of(
+            r"Redis \(embedded, in memory\) at redis://127\.0\.0\.1:(\d+)/0", shown
+        )
+        assert f"http://127.0.0.1:{port}/schedules" in shown
+        assert str(tmp_path / "mail") in shown
+
         payload = event_callback("app_mention")
         body, headers = signed_json(payload)
         sent = httpx2.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
@@ -57,19 +105,56 @@ def test_dev_stack_receives_an_event_and_stops_cleanly() -> None:
             lambda: f"received app_mention event {payload['event_id']}" in output.read_text(),
             "the worker never ran the event",
         )
-        redis_port = re.search(
-            r"Redis \(embedded, in memory\) at redis://127.0.0.1:(\d+)/0", output.read_text()
-        )
-        assert redis_port is not None
+
+        # Nobody triggers it: beat fires the every-minute demo schedule within a minute.
+        slack_url = f"http://127.0.0.1:{slack_port}"
+        wait_until(lambda: digests_posted(slack_url), "no demo digest was posted", 150)
+        run = digests_posted(slack_url)[0]["metadata"]["event_payload"]["run"]
+        assert run.startswith("eng-and-general@")
+        wait_until(lambda: list((tmp_path / "mail").glob("*.eml")), "no demo digest was mailed")
+        mail = message_from_bytes(next((tmp_path / "mail").glob("*.eml")).read_bytes())
+        assert mail["To"] == "team@example.com"
+        assert str(mail["Subject"]).startswith("eng-and-general")
     finally:
         dev.send_signal(signal.SIGTERM)
         dev.wait(timeout=60)
-    try:
+    assert dev.returncode == 0, output.read_text()[-3000:]
+    with pytest.raises(ProcessLookupError):
         os.killpg(dev.pid, 0)
-        left = True
-    except ProcessLookupError:
-        left = False
-    assert not left, "a process of the dev stack outlived it"
-    with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", int(redis_port.group(1)))) != 0, "Redis still runs"
-    output.unlink()
+    assert marked(f"DIGESTS_DEV_TEST={mark}") == [], "a process of the dev stack outlived it"
+    for used in (port, redis_port, slack_port, smtp_port):
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", used)) != 0, f"port {used} still answers"
+
+
+def run_dev(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ROOT / "scripts" / "dev")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_bad_schedules_file_is_reported_before_anything_starts(tmp_path: Path) -> None:
+    schedules = tmp_path / "schedules.yaml"
+    schedules.write_text(
+        'version: 1\nschedules:\n  - name: eng\n    cron: "0 25 * * *"\n    channels: ["#eng"]\n'
+    )
+    done = run_dev(dev_environment(tmp_path, SCHEDULES_FILE=str(schedules)))
+    assert done.returncode == 1
+    assert f"{schedules}:4: schedules[0] (eng).cron: '0 25 * * *'" in done.stderr
+    assert "starting" not in done.stdout
+
+
+def test_a_taken_port_is_named_with_how_to_pick_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_dev(dev_environment(tmp_path, PORT=str(port)))
+    assert done.returncode == 1
+    assert f"port {port} is taken" in done.stderr and "PORT=" in done.stderr
+    assert "starting" not in done.stdout

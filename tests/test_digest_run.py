@@ -177,6 +177,11 @@ def test_a_digest_lands_in_slack_and_the_inbox_with_the_true_figures(
         "slack:#eng-digest": f"posted {posts[0]['ts']}",
         **{f"email:{r}": "sent" for r in RECIPIENTS},
     }
+    # The run's one log line: schedule, slot, outcome and counts, never message text.
+    line = f"run {record['run']}: delivered messages={expected['messages']} "
+    stack.worker.wait_for(line)
+    logged = stack.worker.log()
+    assert stack.slack.token not in logged and "<!channel>" not in logged
 
 
 def test_a_permanent_error_fails_at_once_with_what_to_do(stack: Stack) -> None:

@@ -35,6 +35,7 @@ from jobs.digest.pipeline import build
 from jobs.digest.render import slack_messages
 from jobs.runs import run_id
 from jobs.schedules import Schedule
+from jobs.unsubscribe import link_key
 from sandbox.redis_server import RedisServer, free_port
 from sandbox.server import HOST
 from sandbox.slack_api import SlackSimulator
@@ -123,7 +124,8 @@ def ours(client: WebClient, cache: redis.Redis) -> int:
         sender="digests@example.com",
         recipient="team@example.com",
         run_id=run_id(SCHEDULE.name, SLOT),
-        public_url=None,
+        public_url="https://digests.example.com/",
+        link_key=link_key(cache),
         now=SLOT,
     )
     mail.as_bytes()  # what sending does: the MIME encoding is part of the render

@@ -58,10 +58,12 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.digest.pipeline import build
     from jobs.digest.render import slack_messages
     from jobs.digest.slack import web_client
+    from jobs.unsubscribe import link_key
 
     schedule = schedule_named(settings, args.name)
     now = datetime.now().astimezone()
-    built = build(web_client(settings), sync_redis(settings), schedule, now)
+    cache = sync_redis(settings)
+    built = build(web_client(settings), cache, schedule, now)
     if args.blocks:
         parts = slack_messages(built.digest, built.names)
         print(json.dumps([{"text": p.text, "blocks": p.blocks} for p in parts], indent=2))
@@ -73,6 +75,7 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
         recipient="preview@localhost",
         run_id=f"preview-{now.isoformat()}",
         public_url=settings.public_url,
+        link_key=link_key(cache),
         now=now,
     )
     text, html = (part.get_content() for part in message.iter_parts())

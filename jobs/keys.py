@@ -81,3 +81,13 @@ def skipped(schedule: str) -> str:
 def idempotency(schedule: str, key: str) -> str:
     """The task of a manual run asked for with this `Idempotency-Key`."""
     return f"{PREFIX}idempotency:{schedule}:{key}"
+
+
+# Unsubscribing has no TTL: a person who asked not to get a schedule's mail must not get it again.
+# The key that signs unsubscribe links, made by the first worker that mails (32 random bytes).
+UNSUBSCRIBE_KEY = f"{PREFIX}unsubscribe:key"
+
+
+def unsubscribed(schedule: str) -> str:
+    """A set: the addresses (lower case) that unsubscribed from the schedule's mail."""
+    return f"{PREFIX}unsubscribed:{schedule}"

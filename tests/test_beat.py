@@ -15,19 +15,23 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from starlette.testclient import TestClient
 
 from jobs import keys
 from jobs.beat import LOCK_INTERVALS, catch_up
 from jobs.celery import QUEUE
+from jobs.config import Settings
 from jobs.schedules import Schedule
 from sandbox.redis_server import RedisServer
-from tests.conftest import ROOT, Child
+from tests.conftest import ROOT, Child, environment
+from webhook.app import create_app
 
 TICK = 0.2  # each beat's max loop interval
 LOCK_TTL = LOCK_INTERVALS * TICK
@@ -174,6 +178,37 @@ def test_two_beats_enqueue_every_slot_exactly_once(
     # One beat led throughout; the other only stood by.
     assert "enqueued slot" not in standby.log() and " stands by" in standby.log()
     assert leader.log().count("enqueued slot") == len(runs)
+
+
+def test_triggers_and_a_running_beat_queue_each_slot_once(
+    beats: Callable[[], Beat], db: redis.Redis, beat_url: str, schedules_file: Path
+) -> None:
+    write_schedules(schedules_file, {"name": "every-second", "cron": EVERY_SECOND})
+    beat = beats()
+    wait_until(lambda: len(slots_of(db, "every-second")) >= 2, beat.log)
+    env = {**environment(beat_url), "TRIGGER_TOKEN": "t0ken", "SCHEDULES_FILE": str(schedules_file)}
+    asked: dict[str, str] = {}  # task id: how it was asked
+    with TestClient(create_app(Settings.from_env(env))) as client:
+        ask = partial(
+            client.post, "/triggers/every-second", headers={"Authorization": "Bearer t0ken"}
+        )
+        # A slot beat has enqueued already, then the current slot (beat's next, or its last).
+        old = slots_of(db, "every-second")[0].isoformat()
+        reply = ask(json={"slot": old})
+        assert reply.status_code == 202 and reply.json()["duplicate"]
+        asked[reply.json()["task_id"]] = old
+        for _ in range(8):
+            reply = ask()
+            assert reply.status_code == 202
+            asked[reply.json()["task_id"]] = "current"
+            time.sleep(0.3)
+    before = len(slots_of(db, "every-second"))
+    wait_until(lambda: len(slots_of(db, "every-second")) >= before + 2, beat.log)
+    beat.stop()
+
+    assert_every_slot_once(slots_of(db, "every-second"))
+    queued_ids = {json.loads(raw)["headers"]["id"] for raw in db.lrange(QUEUE, 0, -1)}
+    assert set(asked) <= queued_ids  # each trigger's task is the slot's one task
 
 
 def test_a_killed_leader_is_replaced_within_a_lock_ttl_and_no_slot_is_lost(

@@ -29,6 +29,7 @@ from webhook.app import create_app
 
 HUMAN_SUBTYPES = (None, "thread_broadcast", "file_share", "me_message")
 RECIPIENTS = ("ana@example.com", "ben@example.com", "cy@example.com")
+PUBLIC_URL = "https://digests.example.com/"
 SCHEDULES = """
 version: 1
 defaults: {skip_if_quiet: false, window: 7d}
@@ -106,6 +107,7 @@ def stack(
             "SMTP_URL": mail.url(),
             "EMAIL_FROM": "Digests <digests@example.com>",
             "SCHEDULES_FILE": str(schedules),
+            "PUBLIC_URL": PUBLIC_URL,
         }
         overrides = {
             k: env[k]
@@ -115,6 +117,7 @@ def stack(
                 "SMTP_URL",
                 "EMAIL_FROM",
                 "SCHEDULES_FILE",
+                "PUBLIC_URL",
             )
         }
         worker = Worker(url, overrides).start()
@@ -277,6 +280,25 @@ def test_an_smtp_4xx_is_retried_for_that_recipient_only(stack: Stack) -> None:
     assert sorted(mails) == sorted(RECIPIENTS)
     assert all(len(sent) == 1 for sent in mails.values())
     assert record_of(done.stdout)["destinations"]["email:" + RECIPIENTS[1]] == "sent"
+
+
+def test_who_unsubscribed_by_the_link_in_a_digest_gets_no_more(stack: Stack) -> None:
+    name = stack.schedule("leaving", ["#eng"])
+    assert stack.run(name).returncode == 0
+    header = stack.mails_for(name)["ben@example.com"][0]["List-Unsubscribe"]
+    link = str(header).strip("<>").removeprefix(PUBLIC_URL.rstrip("/"))
+    with TestClient(create_app(Settings.from_env(stack.env))) as web:
+        clicked = web.post(link, data={"List-Unsubscribe": "One-Click"})
+    assert clicked.status_code == 200, clicked.text
+
+    since = len(stack.mail.received)
+    again = stack.run(name)
+    assert again.returncode == 0, again.stdout + again.stderr
+    record = record_of(again.stdout)
+    assert record["status"] == "delivered"
+    assert record["destinations"]["email:ben@example.com"] == "unsubscribed"
+    assert sorted(stack.mails_for(name, since)) == ["ana@example.com", "cy@example.com"]
+    assert stack.posts_for(record["run"])  # Slack is not a mailing list: it still gets it
 
 
 def test_a_quiet_window_sends_nothing_and_says_why(stack: Stack) -> None:

@@ -10,9 +10,12 @@ from typing import Any
 from freezegun import freeze_time
 
 from jobs.digest.email import email_message
+from jobs.unsubscribe import token
 from tests.test_render import NAMES, digest_of, hostile_digest, message
 
 NOW = datetime(2026, 11, 23, 8, 0, 5, tzinfo=UTC)
+KEY = b"k" * 32
+SIGNED = "token=" + token(KEY, "eng-weekly", "eng@example.com")
 
 
 def mail(digest: Any = None, **overrides: Any) -> EmailMessage:
@@ -21,6 +24,7 @@ def mail(digest: Any = None, **overrides: Any) -> EmailMessage:
         "recipient": "eng@example.com",
         "run_id": "eng-weekly:2026-11-23T09:00+01:00",
         "public_url": "https://digests.example.com/",
+        "link_key": KEY,
         "now": NOW,
         **overrides,
     }
@@ -59,7 +63,7 @@ def test_the_message_id_is_the_same_for_the_same_run_and_recipient() -> None:
 
 def test_one_click_unsubscribe_with_a_public_url() -> None:
     message = mail()
-    url = "https://digests.example.com/unsubscribe?schedule=eng-weekly&recipient=eng%40example.com"
+    url = f"https://digests.example.com/unsubscribe?schedule=eng-weekly&recipient=eng%40example.com&{SIGNED}"
     assert message["List-Unsubscribe"] == f"<{url}>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # On the wire too: one line, not an encoded word that RFC 2369 readers cannot read.
@@ -79,7 +83,7 @@ def test_unsubscribe_by_mail_without_a_public_url() -> None:
 def test_no_one_click_over_plain_http() -> None:
     message = mail(public_url="http://localhost:8000")
     assert message["List-Unsubscribe"] == (
-        "<http://localhost:8000/unsubscribe?schedule=eng-weekly&recipient=eng%40example.com>"
+        f"<http://localhost:8000/unsubscribe?schedule=eng-weekly&recipient=eng%40example.com&{SIGNED}>"
     )
     assert message["List-Unsubscribe-Post"] is None
 

@@ -24,6 +24,7 @@ from webhook.health import healthz, readyz
 from webhook.schedules import SchedulesFile, schedules_status
 from webhook.tasks import task_status
 from webhook.triggers import trigger
+from webhook.unsubscribe import unsubscribe_link
 from webhook.verification import Verifier
 
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/triggers/{name}", trigger, methods=["POST"]),
             Route("/tasks/{task_id}", task_status, methods=["GET"]),
             Route("/schedules", schedules_status, methods=["GET"]),
+            Route("/unsubscribe", unsubscribe_link, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],

@@ -21,6 +21,8 @@ from jobs.runs import Ledger
 
 EVENT_TYPE = "digest_posted"
 SENT = "sent"
+# A recipient who unsubscribed from the schedule is not mailed; that is not a failure.
+UNSUBSCRIBED = "unsubscribed"
 
 
 class MailDeferred(Exception):

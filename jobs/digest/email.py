@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 import css_inline
 import jinja2
 
+from jobs import unsubscribe
 from jobs.digest.model import Digest
 from jobs.digest.render import outline
 
@@ -40,21 +41,22 @@ def email_message(
     recipient: str,
     run_id: str,
     public_url: str | None,
+    link_key: bytes,
     now: datetime,
 ) -> EmailMessage:
     """One recipient's `multipart/alternative` digest mail, with its unsubscribe headers."""
     shown = outline(digest, names)
-    unsubscribe = unsubscribe_url(digest.schedule, sender, recipient, public_url)
+    link = unsubscribe_link(digest.schedule, sender, recipient, public_url, link_key)
     message = EmailMessage()
     message["Subject"] = f"{shown.title}: {shown.dates}"
     message["From"] = sender
     message["To"] = recipient
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id(run_id, recipient, sender)
-    message["List-Unsubscribe"] = f"<{unsubscribe}>"
-    if unsubscribe.startswith("https://"):  # RFC 8058 one-click needs HTTPS
+    message["List-Unsubscribe"] = f"<{link}>"
+    if link.startswith("https://"):  # RFC 8058 one-click needs HTTPS
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    context = {"digest": shown, "unsubscribe": unsubscribe}
+    context = {"digest": shown, "unsubscribe": link}
     text = TEMPLATES.get_template("digest.txt").render(context)
     html = css_inline.inline(TEMPLATES.get_template("digest.html").render(context))
     message.set_content(text, cte="quoted-printable")
@@ -70,10 +72,11 @@ def message_id(run_id: str, recipient: str, sender: str) -> str:
     return f"<{hashed}@{domain}>"
 
 
-def unsubscribe_url(schedule: str, sender: str, recipient: str, public_url: str | None) -> str:
-    """Our web endpoint when there is a public URL; otherwise a mail to the sender."""
+def unsubscribe_link(
+    schedule: str, sender: str, recipient: str, public_url: str | None, link_key: bytes
+) -> str:
+    """Our signed web link when there is a public URL; otherwise a mail to the sender."""
     if public_url:
-        base = public_url if public_url.endswith("/") else public_url + "/"
-        return f"{base}unsubscribe?{urlencode({'schedule': schedule, 'recipient': recipient})}"
+        return unsubscribe.url(public_url, link_key, schedule, recipient)
     query = urlencode({"subject": f"unsubscribe {schedule}"}, quote_via=quote)
     return f"mailto:{parseaddr(sender)[1]}?{query}"

@@ -17,9 +17,10 @@ from typing import Any
 import redis
 from slack_sdk import WebClient
 
+from jobs import unsubscribe
 from jobs.config import Settings
 from jobs.digest.collect import Checkpoint, Collector
-from jobs.digest.deliver import SENT, post, send_mail
+from jobs.digest.deliver import SENT, UNSUBSCRIBED, post, send_mail
 from jobs.digest.directory import Directory, permalink
 from jobs.digest.email import email_message
 from jobs.digest.model import Digest
@@ -140,7 +141,7 @@ def run(
 
 
 def is_success(outcome: str) -> bool:
-    return outcome == SENT or outcome.startswith("posted")
+    return outcome in (SENT, UNSUBSCRIBED) or outcome.startswith("posted")
 
 
 def deliver(
@@ -169,6 +170,10 @@ def deliver(
             else:
                 outcomes[f"slack:{ref}"] = f"posted {ts}"
     if schedule.email:
+        gone = unsubscribe.unsubscribed(cache, schedule.name)
+        outcomes.update(
+            {f"email:{r}": UNSUBSCRIBED for r in schedule.email if unsubscribe.address(r) in gone}
+        )
         render = partial(
             email_message,
             built.digest,
@@ -176,9 +181,11 @@ def deliver(
             sender=settings.email_from or "",
             run_id=ledger.run,
             public_url=settings.public_url,
+            link_key=unsubscribe.link_key(cache),
             now=datetime.now().astimezone(),
         )
-        mail = send_mail(settings, list(schedule.email), lambda r: render(recipient=r), ledger)
+        owed = [r for r in schedule.email if f"email:{r}" not in outcomes]
+        mail = send_mail(settings, owed, lambda r: render(recipient=r), ledger)
         outcomes.update({f"email:{r}": outcome for r, outcome in mail.items()})
     return outcomes
 

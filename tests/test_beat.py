@@ -31,6 +31,7 @@ from jobs.config import Settings
 from jobs.schedules import Schedule
 from sandbox.redis_server import RedisServer
 from tests.conftest import ROOT, Child, environment
+from tests.http_sink import HttpSink
 from webhook.app import create_app
 
 TICK = 0.2  # each beat's max loop interval
@@ -101,12 +102,22 @@ def schedules_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def beats(beat_url: str, schedules_file: Path) -> Iterator[Callable[[], Beat]]:
-    """Starts beats on `schedules_file`; each is stopped at the end."""
+def sentry() -> Iterator[HttpSink]:
+    """A Sentry to report to: what beat's Sentry client sends arrives in `raw`."""
+    with HttpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def beats(beat_url: str, schedules_file: Path) -> Iterator[Callable[..., Beat]]:
+    """Starts beats on `schedules_file`, with more environment if given; each is stopped at
+    the end."""
     started: list[Beat] = []
 
-    def start() -> Beat:
-        started.append(Beat(beat_url, schedules_file).start())
+    def start(**env: str) -> Beat:
+        beat = Beat(beat_url, schedules_file)
+        beat.env.update(env)
+        started.append(beat.start())
         return started[-1]
 
     yield start
@@ -282,11 +293,11 @@ def test_after_downtime_the_newest_missed_slot_runs_once_and_older_ones_are_skip
 
 
 def test_a_broken_edit_keeps_the_last_good_schedules_and_shows_its_errors(
-    beats: Callable[[], Beat], db: redis.Redis, schedules_file: Path
+    beats: Callable[..., Beat], db: redis.Redis, schedules_file: Path, sentry: HttpSink
 ) -> None:
     good = {"name": "alpha", "cron": EVERY_SECOND}
     write_schedules(schedules_file, good)
-    beat = beats()
+    beat = beats(SENTRY_DSN=sentry.url("/1").replace("http://", "http://publickey@"))
     wait_until(lambda: len(slots_of(db, "alpha")) >= 2, beat.log)
 
     write_schedules(schedules_file, good, {"name": "beta", "cron": "61 * * * *"})
@@ -294,6 +305,7 @@ def test_a_broken_edit_keeps_the_last_good_schedules_and_shows_its_errors(
     errors = json.loads(str(db.get(keys.BEAT_ERRORS)))["errors"]
     assert len(errors) == 1 and str(schedules_file) in errors[0] and "(beta).cron" in errors[0]
     assert "is not valid; beat runs the last good 1 schedules" in beat.log()
+    wait_until(lambda: any(b"(beta).cron" in raw for raw in sentry.raw), beat.log)  # reported
     broken = len(slots_of(db, "alpha"))
     wait_until(lambda: len(slots_of(db, "alpha")) >= broken + 2, beat.log)
 

@@ -10,9 +10,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
+
+from sandbox.service import Service
 
 
 def find_binary() -> str:
@@ -35,7 +36,7 @@ def free_port() -> int:
         return port
 
 
-class RedisServer:
+class RedisServer(Service):
     """Starts, stops and restarts one `redis-server` process; its data lives in memory only."""
 
     def __init__(self, port: int | None = None) -> None:
@@ -82,14 +83,3 @@ class RedisServer:
                 self.process.wait()
         self.process = None
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

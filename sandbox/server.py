@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from sandbox.redis_server import free_port
+from sandbox.service import Service
 
 HOST = "127.0.0.1"
 
 
-class BackgroundServer:
+class BackgroundServer(Service):
     """uvicorn running `app` on `port` (a free one by default) while the `with` block lasts."""
 
     def __init__(self, app: ASGIApp, port: int | None = None) -> None:
@@ -47,14 +47,3 @@ class BackgroundServer:
         self.server.should_exit = True
         if self.thread.is_alive():
             self.thread.join(timeout=10)
-
-    def __enter__(self) -> BackgroundServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

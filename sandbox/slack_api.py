@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.server import HOST, BackgroundServer
+from sandbox.service import Service
 from sandbox.workspace import Message, Workspace, generate, summarize_thread, ts_micros, ts_string
 
 Args = dict[str, Any]
@@ -406,7 +406,7 @@ class Fault:
         return True
 
 
-class SlackSimulator:
+class SlackSimulator(Service):
     """The simulator served on a loopback port while the `with` block lasts.
 
     `url` is what `SLACK_API_URL` should be; `posted` records every `chat.postMessage` (its
@@ -553,17 +553,6 @@ class SlackSimulator:
 
     def stop(self) -> None:
         self.server.stop()
-
-    def __enter__(self) -> SlackSimulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 async def arguments(request: Request) -> Args:

@@ -18,7 +18,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -26,6 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from sandbox.redis_server import free_port
+from sandbox.service import Service
 
 TlsMode = Literal["off", "starttls", "implicit"]
 HOST = "127.0.0.1"
@@ -77,7 +77,7 @@ class SinkController(Controller):
             return Server(self.handler, **self.SMTP_kwargs)
 
 
-class SmtpSink:
+class SmtpSink(Service):
     """Runs an SMTP server on a free loopback port while the `with` block lasts.
 
     Messages are kept in `received` and, given a `folder`, written there as .eml files. `tls`
@@ -135,18 +135,13 @@ class SmtpSink:
             **options,
         )
 
-    def __enter__(self) -> SmtpSink:
+    def start(self) -> SmtpSink:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
         self.controller.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self.controller.stop()
 
     def url(self, cafile: Path | None = None) -> str:

@@ -45,9 +45,10 @@ from kombu.exceptions import OperationalError
 
 from jobs import keys, schedules
 from jobs.config import get_settings
+from jobs.connections import text
 from jobs.schedules import Schedule, ScheduleError
 from jobs.status import instant
-from jobs.tasks import enqueue_run, redis_client, text
+from jobs.tasks import enqueue_run, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def check_eviction_policy(client: redis.Redis) -> None:
         )
         return
     value = next(iter(found.values()), None) if found else None
-    policy = value.decode() if isinstance(value, bytes) else value
+    policy = None if value is None else text(value)
     if policy is None:
         logger.warning("Redis did not report its maxmemory-policy: make sure it is noeviction")
     elif policy not in SAFE_POLICIES:

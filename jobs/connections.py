@@ -21,3 +21,8 @@ def async_redis(settings: Settings) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_url(
         settings.redis.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
     )
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text: our clients do not decode, since task messages stay bytes."""
+    return value.decode() if isinstance(value, bytes) else value

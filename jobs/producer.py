@@ -20,6 +20,7 @@ import orjson
 import redis.asyncio
 
 from jobs import keys
+from jobs.connections import text
 
 # The embed part of a protocol 2 body: no callbacks, errbacks, chain or chord.
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
@@ -194,6 +195,6 @@ class Producer:
                     future.set_exception(error)
             return
         for (job, future), owner in zip(batch, owners, strict=True):
-            owner_id = owner.decode() if isinstance(owner, bytes) else str(owner)
+            owner_id = text(owner)
             if not future.done():
                 future.set_result(Enqueued(owner_id, duplicate=owner_id != job.task_id))

@@ -8,6 +8,7 @@ import time
 import redis
 
 from jobs import keys
+from jobs.connections import text
 
 
 class TokenRevoked(RuntimeError):
@@ -30,8 +31,7 @@ def ensure_not_revoked(client: redis.Redis, token: str) -> None:
     """Raise `TokenRevoked` when this token was revoked; deliveries call it before posting."""
     reason = client.hget(keys.revoked(fingerprint(token)), "reason")
     if reason is not None:
-        why = reason.decode() if isinstance(reason, bytes) else reason
         raise TokenRevoked(
-            f"Slack revoked the bot token ({why}): reinstall the app and set "
+            f"Slack revoked the bot token ({text(reason)}): reinstall the app and set "
             "SLACK_BOT_TOKEN to the new token"
         )

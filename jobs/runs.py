@@ -16,6 +16,7 @@ import orjson
 import redis
 
 from jobs import keys
+from jobs.connections import text
 from jobs.digest.model import Stats
 
 CHECKPOINT = "checkpoint"
@@ -51,12 +52,12 @@ class Ledger:
         if claimed:
             return Claim(task_id, True, now)
         raw = self.client.get(keys.claim(self.run))
-        owner, _, started = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(" ")
+        owner, _, started = text(raw or "").partition(" ")
         return Claim(owner, owner == task_id, float(started or now))
 
     def get(self, field: str) -> str | None:
         value = self.client.hget(self.key, field)
-        return value.decode() if isinstance(value, bytes) else value
+        return None if value is None else text(value)
 
     def put(self, field: str, value: str) -> None:
         self.client.hset(self.key, field, value)
@@ -67,9 +68,9 @@ class Ledger:
         found: dict[bytes | str, bytes | str] = self.client.hgetall(self.key)
         out = {}
         for name, value in found.items():
-            text = name.decode() if isinstance(name, bytes) else name
-            if text.startswith(prefix):
-                out[text[len(prefix) :]] = value.decode() if isinstance(value, bytes) else value
+            field = text(name)
+            if field.startswith(prefix):
+                out[field[len(prefix) :]] = text(value)
         return out
 
     def checkpoint(self) -> dict[str, Any] | None:

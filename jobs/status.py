@@ -17,6 +17,7 @@ import orjson
 import redis
 
 from jobs import keys
+from jobs.connections import text
 from jobs.schedules import Schedule, ScheduleError, parse_slot, validate
 
 NEXT_SLOTS = 3
@@ -158,7 +159,3 @@ def instant(value: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
-
-
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

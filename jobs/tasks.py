@@ -19,7 +19,7 @@ from slack_sdk.webhook import WebhookClient
 from jobs import commands, events, keys, schedules
 from jobs.celery import app
 from jobs.config import get_settings
-from jobs.connections import sync_redis
+from jobs.connections import sync_redis, text
 from jobs.digest import pipeline
 from jobs.digest.deliver import MailDeferred
 from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, web_client
@@ -172,7 +172,3 @@ def enqueue_run(schedule: schedules.Schedule, slot: datetime) -> AsyncResult:
         return AsyncResult(task_id, app=app)
     owner = client.get(keys.enqueued(run))
     return AsyncResult(text(owner) if owner else task_id, app=app)
-
-
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from sandbox.service import Service
+from sandbox.service import Service, terminate
 
 
 def find_binary() -> str:
@@ -74,12 +74,7 @@ class RedisServer(Service):
                 client.close()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            terminate(self.process, timeout=5)
         self.process = None
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Self
+import subprocess
+from typing import Any, Self
 
 
 class Service:
@@ -19,3 +20,14 @@ class Service:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def terminate(process: subprocess.Popen[Any], timeout: float) -> None:
+    """Stop a child as a PaaS does: SIGTERM, then SIGKILL if it has not gone within `timeout`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Nothing in this process may reach the machine's shared Redis: until a fixture hands out the
@@ -23,6 +23,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from jobs.config import Settings  # noqa: E402
 from sandbox.redis_server import RedisServer, free_port  # noqa: E402
+from sandbox.service import terminate  # noqa: E402
 from tests.slack import SECRET  # noqa: E402
 from webhook.app import create_app  # noqa: E402
 
@@ -88,14 +89,9 @@ class Child:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        """Stop it as a PaaS does (SIGTERM, then SIGKILL when it will not go); the log stays."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """Stop it as a PaaS does; the log stays."""
+        if self.process:
+            terminate(self.process, timeout=20)
 
 
 class Worker(Child):
@@ -138,6 +134,22 @@ def worker(redis_url: str) -> Iterator[Worker]:
     running = Worker(redis_url).start()
     yield running
     running.stop()
+
+
+def wait_until(
+    condition: Callable[[], object],
+    why: str | Callable[[], str] = "the condition never held",
+    timeout: float = 60.0,
+    every: float = 0.02,
+) -> None:
+    """Return once `condition()` holds; else fail with `why`: a text, or a log (its tail shown)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(
+                why if isinstance(why, str) else f"the condition never held:\n{why()[-3000:]}"
+            )
+        time.sleep(every)
 
 
 def wait_for_state(client: TestClient, task_id: str, timeout: float = 30.0) -> dict[str, object]:

@@ -30,7 +30,7 @@ from jobs.celery import QUEUE
 from jobs.config import Settings
 from jobs.schedules import Schedule
 from sandbox.redis_server import RedisServer
-from tests.conftest import ROOT, Child, environment
+from tests.conftest import ROOT, Child, environment, wait_until
 from tests.http_sink import HttpSink
 from webhook.app import create_app
 
@@ -68,15 +68,6 @@ class Beat(Child):
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
-
-
-def wait_until(
-    condition: Callable[[], object], log: Callable[[], str] = str, timeout: float = 30.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"the condition never held:\n{log()[-3000:]}"
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ import re
 import signal
 import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -19,19 +17,11 @@ import httpx2
 import pytest
 
 from sandbox.redis_server import free_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from tests.slack import SECRET, event_callback, signed_json
 
 # What the dev environment must not inherit from the one running the tests.
 INHERITED = ("REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_API_URL", "SMTP_URL", "SCHEDULES_FILE")
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.2)
 
 
 def answers(url: str) -> bool:
@@ -115,6 +105,7 @@ def test_dev_stack_delivers_a_demo_digest_on_schedule_and_stops_cleanly(tmp_path
             lambda: any(r.startswith("eng-and-general@") for r in runs_posted(slack_url)),
             "no demo digest was posted",
             150,
+            every=0.2,
         )
         wait_until(lambda: list((tmp_path / "mail").glob("*.eml")), "no demo digest was mailed")
         mail = message_from_bytes(next((tmp_path / "mail").glob("*.eml")).read_bytes())

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from jobs.config import Settings
 from sandbox.slack_api import SlackSimulator
 from sandbox.smtp_sink import SmtpSink
 from sandbox.workspace import Workspace, generate
-from tests.conftest import ROOT, Worker, environment
+from tests.conftest import ROOT, Worker, environment, wait_until
 from tests.http_sink import HttpSink
 from tests.slack import command_form, event_callback, signed_form, signed_json
 from webhook.app import create_app
@@ -142,13 +141,6 @@ def true_totals(workspace: Workspace, names: list[str]) -> dict[str, int]:
         "reactions": sum(r["count"] for m in messages for r in m.get("reactions", [])),
         "files": sum(len(m.get("files", [])) for m in messages),
     }
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.02)
 
 
 def test_a_digest_lands_in_slack_and_the_inbox_with_the_true_figures(

@@ -13,6 +13,7 @@ import redis
 from slack_sdk import WebClient
 
 from jobs import keys
+from jobs.connections import text
 from jobs.digest.slack import DigestFailed, call
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
@@ -41,7 +42,7 @@ class Directory:
             return {}
         values = self.cache.mget([keys.directory(kind, name) for name in wanted])
         return {
-            name: value.decode() if isinstance(value, bytes) else str(value)
+            name: text(value)
             for name, value in zip(wanted, values, strict=True)
             if value is not None
         }

@@ -30,12 +30,12 @@ import redis
 import uvicorn
 from slack_sdk import WebClient
 
-from jobs.digest.email import email_message
-from jobs.digest.pipeline import build
-from jobs.digest.render import slack_messages
-from jobs.runs import run_id
-from jobs.schedules import Schedule
-from jobs.unsubscribe import link_key
+from jobs.digest.pipeline import build, scheduled
+from jobs.digest.render.blocks import slack_messages
+from jobs.digest.render.email import email_message
+from jobs.digest.unsubscribe import link_key
+from jobs.queue import Run
+from jobs.scheduling.slots import Schedule
 from sandbox.redis_server import RedisServer, free_port
 from sandbox.server import HOST
 from sandbox.slack_api import SlackSimulator
@@ -84,7 +84,7 @@ def simulator(messages: int) -> Iterator[str]:
 
 
 def client_for(url: str) -> WebClient:
-    # As `jobs.digest.slack.web_client` makes it, without needing Settings.
+    # As `jobs.slack.api.web_client` makes it, without needing Settings.
     return WebClient(token=BOT_TOKEN, base_url=url, timeout=30, retry_handlers=[])
 
 
@@ -116,14 +116,15 @@ def ours(client: WebClient, cache: redis.Redis) -> int:
         nonlocal collected
         collected = messages
 
-    built = build(client, cache, SCHEDULE, SLOT, progress=progress)
+    built = build(client, cache, scheduled(cache, SCHEDULE, SLOT), progress=progress)
     slack_messages(built.digest, built.names)
     mail = email_message(
         built.digest,
         built.names,
+        schedule=SCHEDULE.name,
         sender="digests@example.com",
         recipient="team@example.com",
-        run_id=run_id(SCHEDULE.name, SLOT),
+        run_id=Run(SCHEDULE.name, SLOT).id,
         public_url="https://digests.example.com/",
         link_key=link_key(cache),
         now=SLOT,

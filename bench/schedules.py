@@ -186,17 +186,17 @@ def drive(tick: Callable[[], float], clock: Clock, end: float) -> float:
 
 
 def run_ours(path: Path, redis: RedisServer, clock: Clock, end: float) -> Run:
-    from jobs.beat import Scheduler
     from jobs.celery import app
     from jobs.config import get_settings
-    from jobs.schedules import Schedule
-    from jobs.tasks import redis_client
+    from jobs.connections import shared_redis
+    from jobs.scheduling.beat import Scheduler
+    from jobs.scheduling.slots import Schedule
 
     # Settings are read once a process: read them again, so that beat uses the private Redis.
     os.environ["REDIS_URL"] = redis.url
     os.environ["SCHEDULES_FILE"] = str(path)
     get_settings.cache_clear()
-    redis_client.cache_clear()
+    shared_redis.cache_clear()
 
     fired: list[tuple[float, float]] = []  # (when it was due, when it was enqueued)
 
@@ -218,7 +218,7 @@ def run_ours(path: Path, redis: RedisServer, clock: Clock, end: float) -> Run:
 
 
 def run_celery(specs: list[Spec], clock: Clock, end: float, directory: Path) -> Run:
-    from jobs.schedules import Schedule
+    from jobs.scheduling.slots import Schedule
 
     app = Celery("bench", set_as_current=False)
     app.conf.update(timezone="UTC", enable_utc=True, result_expires=None)
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(count: int, minutes: float, work: Path) -> None:
     """Write the file, time its load, run both schedulers through the period; print it all."""
-    from jobs.schedules import load
+    from jobs.scheduling.file import load
 
     specs = generate(count)
     path = work / "schedules.yaml"

@@ -7,10 +7,7 @@ from typing import Any
 from celery import Celery
 
 from jobs.config import Settings, get_settings
-
-# The hard limit of any task; a digest's own `timeout` is capped below it.
-MAX_TASK_SECONDS = 3600
-QUEUE = "celery"
+from jobs.queue import MAX_TASK_SECONDS, QUEUE
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -37,7 +34,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
         # `celery -A jobs beat` runs schedules.yaml with its state in Redis: no local file.
-        "beat_scheduler": "jobs.beat:Scheduler",
+        "beat_scheduler": "jobs.scheduling.beat:Scheduler",
     }
     if settings.redis.ssl_options:
         config["broker_use_ssl"] = settings.redis.ssl_options

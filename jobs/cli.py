@@ -1,4 +1,8 @@
-"""The `digests` command line (also `python -m jobs`)."""
+"""The `digests` command line (also `python -m jobs`).
+
+A person waits for every command, so each imports what it uses when it runs: `--help` and
+`validate` load no Celery, Redis or Slack module.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,15 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celery.result import AsyncResult
-from redis.exceptions import RedisError
+from jobs.config import Settings, get_settings, mask_url
+from jobs.errors import DigestsError, ScheduleError
+from jobs.scheduling.file import schedules_file, validate
+from jobs.scheduling.slots import Schedule, parse_slot
 
-from jobs import status
-from jobs.config import ConfigError, Settings, get_settings, mask_url
-from jobs.digest.slack import DigestFailed
-from jobs.schedules import Schedule, ScheduleError, load, parse_slot, validate
+if TYPE_CHECKING:
+    from jobs.queue import Run
 
 
 def show_config(settings: Settings) -> list[str]:
@@ -45,25 +49,22 @@ def show_config(settings: Settings) -> list[str]:
 
 
 def schedule_named(settings: Settings, name: str) -> Schedule:
-    schedule = load(settings.schedules_file).get(name)
-    if schedule is None:
-        raise ScheduleError(f"{settings.schedules_file} has no schedule named {name!r}")
-    return schedule
+    return schedules_file(settings.schedules_file).read().get(name)
 
 
 def preview(settings: Settings, args: argparse.Namespace) -> int:
     """Build the digest of the current window and show it; nothing is delivered."""
     from jobs.connections import sync_redis
-    from jobs.digest.email import email_message
-    from jobs.digest.pipeline import build
-    from jobs.digest.render import slack_messages
-    from jobs.digest.slack import web_client
-    from jobs.unsubscribe import link_key
+    from jobs.digest.pipeline import build, scheduled
+    from jobs.digest.render.blocks import slack_messages
+    from jobs.digest.render.email import email_message
+    from jobs.digest.unsubscribe import link_key
+    from jobs.slack.api import web_client
 
     schedule = schedule_named(settings, args.name)
     now = datetime.now().astimezone()
     cache = sync_redis(settings)
-    built = build(web_client(settings), cache, schedule, now)
+    built = build(web_client(settings), cache, scheduled(cache, schedule, now))
     if args.blocks:
         parts = slack_messages(built.digest, built.names)
         print(json.dumps([{"text": p.text, "blocks": p.blocks} for p in parts], indent=2))
@@ -71,6 +72,7 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
     message = email_message(
         built.digest,
         built.names,
+        schedule=schedule.name,
         sender=settings.email_from or "digests@localhost",
         recipient="preview@localhost",
         run_id=f"preview-{now.isoformat()}",
@@ -86,8 +88,14 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def follow(result: AsyncResult) -> int:
+def follow(task_id: str) -> int:
     """Print the run's progress until it ends; 0 when it delivered (or had nothing to send)."""
+    from celery.result import AsyncResult
+
+    from jobs.celery import app
+    from jobs.digest.ledger import RunRecord
+
+    result = AsyncResult(task_id, app=app)
     shown = None
     while not result.ready():
         info = result.info if result.state == "PROGRESS" else None
@@ -101,39 +109,48 @@ def follow(result: AsyncResult) -> int:
         return 1
     record = result.result
     print(json.dumps(record, indent=2))
-    return 0 if record.get("status") in ("delivered", "skipped") else 1
+    return 0 if RunRecord.from_dict(record).succeeded else 1
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """A manual run: an ad-hoc slot at this moment, whose window ends now."""
-    from jobs.tasks import enqueue_run
+    from jobs.queue import Run
 
     schedule = schedule_named(settings, args.name)
-    return started(enqueue_run(schedule, datetime.now().astimezone(schedule.zone)), args)
+    moment = datetime.now().astimezone(schedule.zone)
+    return started(settings, schedule, Run(schedule.name, moment, manual=True), args)
 
 
-def started(result: AsyncResult, args: argparse.Namespace) -> int:
-    """Print the task id, then follow the run unless `--no-wait`."""
-    print(result.id, flush=True)
-    return 0 if args.no_wait else follow(result)
+def started(settings: Settings, schedule: Schedule, run: Run, args: argparse.Namespace) -> int:
+    """Queue the run and print its task id, then follow it unless `--no-wait`."""
+    from jobs import queue
+    from jobs.connections import sync_redis
+
+    task_id = queue.enqueue(sync_redis(settings), queue.run_job(schedule, run)).task_id
+    print(task_id, flush=True)
+    return 0 if args.no_wait else follow(task_id)
 
 
 def trigger(settings: Settings, args: argparse.Namespace) -> int:
     """The current slot (or `--slot`), asked for as beat and `POST /triggers` ask: once a slot."""
-    from jobs.tasks import enqueue_run
+    from jobs.queue import Run
+    from jobs.scheduling.status import requested_slot
 
     schedule = schedule_named(settings, args.name)
     if not schedule.enabled:
         raise ScheduleError(f"{settings.schedules_file}: schedule {args.name!r} is disabled")
-    slot = status.requested_slot(schedule, args.slot, datetime.now(schedule.zone))
-    return started(enqueue_run(schedule, slot), args)
+    slot = requested_slot(schedule, args.slot, datetime.now(schedule.zone))
+    return started(settings, schedule, Run(schedule.name, slot), args)
 
 
 def show_status(settings: Settings, args: argparse.Namespace) -> int:
     """What `GET /schedules` shows; exits 1 when the file has errors, so scripts notice."""
-    from jobs.connections import sync_redis
+    from redis.exceptions import RedisError
 
-    loaded = status.read_file(settings.schedules_file)
+    from jobs.connections import sync_redis
+    from jobs.scheduling import status
+
+    loaded = schedules_file(settings.schedules_file).read()
     try:
         shown = status.read(sync_redis(settings), loaded, datetime.now(UTC))
     except (RedisError, OSError) as error:
@@ -145,12 +162,14 @@ def show_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def status_table(shown: dict[str, Any]) -> list[str]:
     """A status report as a table, one schedule a line, then skipped slots and errors."""
+    from jobs.scheduling.status import outcome
+
     rows = [("NAME", "ENABLED", "TIMEZONE", "CRON", "NEXT SLOT", "LAST SLOT", "LAST RUN")]
     for row in shown["schedules"]:
         upcoming = row["next"][0]["local"] if row["next"] else "-"
         enabled = "yes" if row["enabled"] else "no"
         cells = (row["name"], enabled, row["timezone"], row["cron"], upcoming)
-        rows.append((*cells, row["last_slot"] or "-", status.outcome(row)))
+        rows.append((*cells, row["last_slot"] or "-", outcome(row)))
     widths = [max(len(cells[i]) for cells in rows) for i in range(len(rows[0]) - 1)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(cells[:-1], widths, strict=True))
@@ -271,6 +290,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validate": check_schedules,
             "next": show_next,
         }[args.command](settings, args)
-    except (ConfigError, ScheduleError, DigestFailed) as error:
+    except DigestsError as error:
         print(f"digests: {error}", file=sys.stderr)
         return 1

@@ -12,14 +12,12 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from jobs.errors import ConfigError
+
 CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 SMTP_PARAMETERS = ("tls", "cafile")
-
-
-class ConfigError(ValueError):
-    """An environment variable holds a value the service cannot use."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,11 @@ def task(task_id: str) -> str:
     return f"{PREFIX}task:{task_id}"
 
 
+def task_result(task_id: str) -> str:
+    """Where Celery's Redis result backend keeps a task's state (its own name, not ours)."""
+    return f"celery-task-meta-{task_id}"
+
+
 def revoked(token_fingerprint: str) -> str:
     """Set when Slack revoked the bot token with this fingerprint; a new token is unaffected."""
     return f"{PREFIX}revoked:{token_fingerprint}"

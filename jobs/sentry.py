@@ -6,13 +6,13 @@ from typing import Any
 
 import sentry_sdk
 from sentry_sdk.crons import MonitorStatus, capture_checkin
-from sentry_sdk.integrations.celery import CeleryIntegration
-from sentry_sdk.integrations.starlette import StarletteIntegration
+from sentry_sdk.integrations import Integration
 from sentry_sdk.types import Event, Hint, MonitorConfig
 
 from jobs.config import Settings
+from jobs.digest.ledger import RunRecord
 from jobs.redaction import Redactor
-from jobs.schedules import Schedule
+from jobs.scheduling.slots import Schedule
 
 # A run's status, as Sentry Crons sees it; duplicates (another task owns the slot) send nothing.
 OUTCOMES = {
@@ -38,14 +38,15 @@ def scrubber(settings: Settings) -> Any:
     return before_send
 
 
-def init_sentry(settings: Settings) -> bool:
-    """Start reporting when `SENTRY_DSN` is set; returns whether it did."""
+def init_sentry(settings: Settings, *integrations: Integration) -> bool:
+    """Start reporting when `SENTRY_DSN` is set, with the process's own framework's integration
+    (Starlette's in the web, Celery's in workers and beat); returns whether it did."""
     if not settings.sentry_dsn:
         return False
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
         environment=settings.sentry_environment,
-        integrations=[StarletteIntegration(), CeleryIntegration()],
+        integrations=list(integrations),
         before_send=scrubber(settings),
         max_request_body_size="never",
     )
@@ -64,16 +65,16 @@ def monitor_config(schedule: Schedule) -> MonitorConfig | None:
     }
 
 
-def check_in(schedule: Schedule, record: dict[str, Any]) -> None:
-    """Report a scheduled run's end to Sentry Crons; manual runs and duplicates are not slots."""
+def check_in(schedule: Schedule, record: RunRecord) -> None:
+    """Report a scheduled run's end to Sentry Crons; manual runs are not slots."""
     config = monitor_config(schedule)
-    if not sentry_sdk.is_initialized() or config is None or record.get("manual"):
+    if not sentry_sdk.is_initialized() or config is None or record.manual:
         return
-    if record.get("status") not in OUTCOMES:
+    if record.status not in OUTCOMES:
         return
     capture_checkin(
         monitor_slug=schedule.name,
-        status=OUTCOMES[record["status"]],
-        duration=record.get("finished", 0) - record.get("started", 0),
+        status=OUTCOMES[record.status],
+        duration=record.finished - record.started,
         monitor_config=config,
     )

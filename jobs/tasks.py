@@ -1,31 +1,36 @@
-"""Celery tasks: thin wrappers that hand work to the modules that know how to do it."""
+"""Celery tasks: thin entry points that hand work to the modules that know how to do it.
+
+Only Celery loads this module (`jobs.celery` includes it); everything else queues by name through
+`jobs.queue`. Each task is registered under the name `jobs.queue` gives it.
+"""
 
 from __future__ import annotations
 
 import logging
 import random
-import uuid
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-import redis
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.result import AsyncResult
 from celery.signals import beat_init, celeryd_init, setup_logging
+from sentry_sdk.integrations.celery import CeleryIntegration
 from slack_sdk.webhook import WebhookClient
 
-from jobs import commands, events, keys, schedules
+from jobs import queue
 from jobs.celery import app
 from jobs.config import get_settings
-from jobs.connections import sync_redis, text
+from jobs.connections import shared_redis
 from jobs.digest import pipeline
-from jobs.digest.deliver import MailDeferred
-from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, web_client
+from jobs.digest.ledger import Duplicate, RunRecord
+from jobs.errors import RateLimited, RetryableError
 from jobs.logs import configure_logging
-from jobs.runs import run_id
+from jobs.scheduling.file import schedules_file
+from jobs.scheduling.slots import Schedule
 from jobs.sentry import check_in, init_sentry
+from jobs.slack import commands, events
+from jobs.slack.api import web_client
+from jobs.slack.slash import split
 
 logger = logging.getLogger(__name__)
 
@@ -38,43 +43,34 @@ def _setup_logging(**_: Any) -> None:
 @celeryd_init.connect
 @beat_init.connect
 def _setup_sentry(**_: Any) -> None:
-    init_sentry(get_settings())
+    init_sentry(get_settings(), CeleryIntegration())
 
 
-@cache
-def redis_client() -> redis.Redis:
-    return sync_redis(get_settings())
-
-
-@app.task(name="jobs.tasks.handle_event")
+@app.task(name=queue.EVENT_TASK)
 def handle_event(envelope: dict[str, Any]) -> dict[str, Any]:
     """One Slack Events API callback, already verified and deduplicated by the webhook."""
-    handled = events.handle(envelope, get_settings(), redis_client())
+    handled = events.handle(envelope, get_settings(), shared_redis())
     event = envelope.get("event") or {}
     return {"event_id": envelope.get("event_id"), "type": event.get("type"), "handled": handled}
 
 
-class ReplyNotDelivered(RuntimeError):
-    """Slack's `response_url` answered with an error that may pass."""
-
-
 @app.task(
-    name="jobs.tasks.handle_command",
-    autoretry_for=(OSError, ReplyNotDelivered),
+    name=queue.COMMAND_TASK,
+    autoretry_for=(OSError, RetryableError),
     retry_backoff=True,
     max_retries=4,
 )
 def handle_command(command: dict[str, Any]) -> dict[str, Any]:
     """A `/digest` subcommand; the answer goes back to the user through `response_url`."""
-    text = commands.reply(command, get_settings(), redis_client())
+    text = commands.reply(command, get_settings(), shared_redis())
     response = WebhookClient(str(command["response_url"])).send(
         text=text, response_type="ephemeral"
     )
     if response.status_code == 429 or response.status_code >= 500:
-        raise ReplyNotDelivered(f"Slack's response_url answered HTTP {response.status_code}")
+        raise RetryableError(f"Slack's response_url answered HTTP {response.status_code}")
     if response.status_code != 200:
         raise RuntimeError(f"Slack refused the reply to /digest: HTTP {response.status_code}")
-    return {"command": commands.split(str(command.get("text", "")))[0], "replied": True}
+    return {"command": split(str(command.get("text", "")))[0], "replied": True}
 
 
 # Rate limits and outages together; past this the run is recorded as failed.
@@ -87,88 +83,44 @@ def backoff(retries: int) -> float:
     return random.uniform(1.0, min(MAX_BACKOFF, 2.0 ** (retries + 1)))
 
 
-@app.task(bind=True, name="jobs.tasks.run_digest", max_retries=MAX_RETRIES)
-def run_digest(self: Task, schedule_name: str, slot: str) -> dict[str, Any]:
-    """One schedule's digest for one slot (an ISO-8601 instant); the run's record is the result."""
+@app.task(bind=True, name=queue.RUN_TASK, max_retries=MAX_RETRIES)
+def run_digest(self: Task, schedule_name: str, slot: str, manual: bool = False) -> dict[str, Any]:
+    """One schedule's digest for one slot (an ISO-8601 instant, or the moment a manual run was
+    asked for); the run's record is the result."""
     settings = get_settings()
-    schedule = schedules.load(settings.schedules_file).get(schedule_name)
-    if schedule is None:
-        raise DigestFailed(f"{settings.schedules_file} has no schedule named {schedule_name!r}")
-    moment = schedules.parse_slot(slot, schedule)
+    schedule = schedules_file(settings.schedules_file).read().get(schedule_name)
+    run = queue.Run(schedule.name, datetime.fromisoformat(slot), manual)
 
     def progress(**counts: Any) -> None:
         self.update_state(state="PROGRESS", meta=counts)
 
     try:
-        record = pipeline.run(
-            settings,
-            web_client(settings),
-            redis_client(),
-            schedule,
-            moment,
-            self.request.id,
-            progress,
+        done = pipeline.run_digest(
+            settings, web_client(settings), shared_redis(), schedule, run, self.request.id, progress
         )
-    except (RateLimited, SlackUnavailable, MailDeferred) as error:
+    except RetryableError as error:
         if self.request.retries < MAX_RETRIES:
             wait = (
                 error.retry_after
                 if isinstance(error, RateLimited)
                 else backoff(self.request.retries)
             )
-            logger.warning("run %s@%s waits %.1fs: %s", schedule_name, slot, wait, error)
+            logger.warning("run %s waits %.1fs: %s", run.id, wait, error)
             raise self.retry(countdown=wait + random.uniform(0, 1)) from None
-        record = pipeline.give_up(redis_client(), schedule, moment, f"gave up: {error}")
+        done = pipeline.give_up(shared_redis(), run, f"gave up: {error}")
     except SoftTimeLimitExceeded:
         timeout = f"{schedule.timeout.total_seconds():g}s"
-        record = pipeline.give_up(redis_client(), schedule, moment, f"timed out after {timeout}")
-    report(schedule, record)
-    return record
+        done = pipeline.give_up(shared_redis(), run, f"timed out after {timeout}")
+    report(schedule, done)
+    return done.as_dict()
 
 
-def report(schedule: schedules.Schedule, record: dict[str, Any]) -> None:
+def report(schedule: Schedule, record: RunRecord | Duplicate) -> None:
     """One log line per run (counts, never message text), and its Sentry Crons check-in."""
-    totals = record.get("totals") or {}
-    counts = " ".join(f"{name}={value}" for name, value in totals.items())
-    logger.info(
-        "run %s: %s%s %s",
-        record.get("run"),
-        record.get("status"),
-        f" ({record['error']})" if record.get("error") else "",
-        counts,
-    )
+    if isinstance(record, Duplicate):
+        logger.info("run %s: duplicate (task %s runs it)", record.run, record.owner)
+        return
+    counts = " ".join(f"{name}={value}" for name, value in (record.totals or {}).items())
+    error = f" ({record.error})" if record.error else ""
+    logger.info("run %s: %s%s %s", record.run, record.status, error, counts)
     check_in(schedule, record)
-
-
-def time_limits(schedule: schedules.Schedule) -> tuple[float, float]:
-    """(hard, soft) seconds: at the soft one, the schedule's `timeout`, the run records itself
-    as timed out, and the hard one leaves it half a minute to do so."""
-    seconds = schedule.timeout.total_seconds()
-    return seconds + 30, seconds
-
-
-def enqueue_run(schedule: schedules.Schedule, slot: datetime) -> AsyncResult:
-    """Queue a run of `slot` with the schedule's `timeout` as its time limit.
-
-    When the slot already has a queued task (beat and a trigger asked for it), that task is
-    returned. The message is sent before the record is written: a crash in between leaves an
-    extra task, which the worker's claim turns away, never a record of a task never sent.
-    """
-    client = redis_client()
-    run = run_id(schedule.name, slot)
-    queued = client.get(keys.enqueued(run))
-    if queued is not None:
-        return AsyncResult(text(queued), app=app)
-    task_id = str(uuid.uuid4())
-    client.set(keys.task(task_id), 1, ex=keys.TASK_RECORD_TTL)
-    hard, soft = time_limits(schedule)
-    run_digest.apply_async(
-        (schedule.name, slot.isoformat()),
-        task_id=task_id,
-        soft_time_limit=soft,
-        time_limit=hard,
-    )
-    if client.set(keys.enqueued(run), task_id, nx=True, ex=keys.RUN_TTL):
-        return AsyncResult(task_id, app=app)
-    owner = client.get(keys.enqueued(run))
-    return AsyncResult(text(owner) if owner else task_id, app=app)

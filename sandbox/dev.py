@@ -27,8 +27,10 @@ from types import FrameType
 
 import redis
 
-from jobs.config import ConfigError, Settings, mask_url
-from jobs.schedules import Schedule, ScheduleError, load
+from jobs.config import Settings, mask_url
+from jobs.errors import ConfigError, ScheduleError
+from jobs.scheduling.file import load
+from jobs.scheduling.slots import Schedule
 from sandbox.redis_server import RedisServer, free_port
 from sandbox.workspace import BOT_TOKEN
 

@@ -25,10 +25,10 @@ import redis
 from starlette.testclient import TestClient
 
 from jobs import keys
-from jobs.beat import LOCK_INTERVALS, catch_up
-from jobs.celery import QUEUE
 from jobs.config import Settings
-from jobs.schedules import Schedule
+from jobs.queue import QUEUE
+from jobs.scheduling.beat import LOCK_INTERVALS, catch_up
+from jobs.scheduling.slots import Schedule
 from sandbox.redis_server import RedisServer
 from tests.conftest import ROOT, Child, environment, wait_until
 from tests.http_sink import HttpSink

@@ -11,7 +11,8 @@ import trustme
 
 from jobs.celery import celery_config
 from jobs.cli import main
-from jobs.config import ConfigError, Settings, SmtpSettings
+from jobs.config import Settings, SmtpSettings
+from jobs.errors import ConfigError
 
 
 def settings(**env: str) -> Settings:

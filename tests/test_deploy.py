@@ -42,6 +42,7 @@ from celery.beat import Scheduler
 from celery.bin.base import CLIContext
 from celery.bin.celery import celery as celery_cli
 from celery.utils.imports import symbol_by_name
+from jobs.events import HANDLERS
 from slack_sdk import WebClient
 from slack_sdk.web.base_client import BaseClient
 from starlette.applications import Starlette
@@ -50,7 +51,6 @@ from uvicorn.importer import import_from_string
 from uvicorn.main import main as uvicorn_cli
 
 from jobs.config import RedisSettings, Settings
-from jobs.events import HANDLERS
 from sandbox.redis_server import RedisServer, free_port
 from webhook.app import create_app
 from webhook.commands import slack_commands

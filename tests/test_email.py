@@ -9,8 +9,8 @@ from typing import Any
 
 from freezegun import freeze_time
 
-from jobs.digest.email import email_message
-from jobs.unsubscribe import token
+from jobs.digest.render.email import email_message
+from jobs.digest.unsubscribe import token
 from tests.test_render import NAMES, digest_of, hostile_digest, message
 
 NOW = datetime(2026, 11, 23, 8, 0, 5, tzinfo=UTC)
@@ -20,6 +20,7 @@ SIGNED = "token=" + token(KEY, "eng-weekly", "eng@example.com")
 
 def mail(digest: Any = None, **overrides: Any) -> EmailMessage:
     arguments: dict[str, Any] = {
+        "schedule": "eng-weekly",
         "sender": "Digests <digests@mail.example.com>",
         "recipient": "eng@example.com",
         "run_id": "eng-weekly:2026-11-23T09:00+01:00",

@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from jobs import keys
 from jobs.config import Settings
-from jobs.revocation import TokenRevoked, ensure_not_revoked, fingerprint
+from jobs.errors import TokenRevoked
+from jobs.slack.revocation import ensure_not_revoked, fingerprint
 from sandbox.redis_server import RedisServer
 from tests.conftest import BOT_TOKEN, Worker, environment, wait_for_state
 from tests.slack import event_callback, signed_json

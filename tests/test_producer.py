@@ -11,7 +11,7 @@ import redis
 import redis.asyncio
 from celery import Celery
 
-from jobs.producer import Producer, task_message
+from jobs.queue import Job, Producer, task_message
 from tests.conftest import Worker
 
 
@@ -82,10 +82,12 @@ def enqueue_many(
         done = await asyncio.gather(
             *(
                 producer.enqueue(
-                    "jobs.tasks.handle_event",
-                    [payload],
-                    argsrepr="(test)",
-                    dedupe_key=f"digests:test:{payload['event_id']}" if dedupe else "",
+                    Job(
+                        "jobs.tasks.handle_event",
+                        [payload],
+                        "(test)",
+                        dedupe_key=f"digests:test:{payload['event_id']}" if dedupe else "",
+                    )
                 )
                 for payload in payloads
             )

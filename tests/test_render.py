@@ -11,18 +11,17 @@ import pytest
 from freezegun import freeze_time
 
 from jobs.digest.model import SECTIONS, Message, Stats, Window
-from jobs.digest.render import (
+from jobs.digest.render.blocks import (
     MAX_BLOCKS,
     MAX_HEADER,
     MAX_MESSAGE,
     MAX_SECTION,
     SlackMessage,
-    dates,
-    plain,
     slack_messages,
-    window_text,
 )
+from jobs.digest.render.outline import dates, window_text
 from jobs.digest.summarize import ChannelTally, summarize, with_permalinks
+from jobs.slack.mrkdwn import plain
 
 BERLIN_WEEK = Window(
     datetime(2026, 11, 16, 8, tzinfo=UTC), datetime(2026, 11, 23, 8, tzinfo=UTC), "Europe/Berlin"
@@ -35,7 +34,7 @@ NAMES = {"U1": "alice", "U2": "Bob <!everyone> & co", "C1": "eng"}
 def digest_of(
     channels: dict[str, list[Message]],
     *,
-    schedule: str = "eng-weekly",
+    title: str = "eng-weekly digest",
     window: Window = BERLIN_WEEK,
     previous: Stats | None = None,
     sections: tuple[str, ...] = SECTIONS,
@@ -47,7 +46,7 @@ def digest_of(
         for message in messages:
             tally.add_page([message])
         tallies.append(tally)
-    digest = summarize(schedule, window, tallies, previous=previous, sections=sections)
+    digest = summarize(title, window, tallies, previous=previous, sections=sections)
     links = {
         (p.channel, p.ts): f"{BASE}{p.channel}/p{p.ts.replace('.', '')}" for p in digest.posts()
     }
@@ -130,7 +129,7 @@ def test_every_message_has_an_escaped_text_fallback() -> None:
     liked = [{"name": "+1", "users": [], "count": 1}]
     digest = digest_of(
         {f"C{c}": [message(n, "x " * 200, reactions=liked) for n in range(5)] for c in range(20)},
-        schedule="a<b",
+        title="a<b digest",
     )
     parts = slack_messages(digest, NAMES)
     assert len(parts) > 1
@@ -140,7 +139,7 @@ def test_every_message_has_an_escaped_text_fallback() -> None:
 
 
 def test_the_header_is_the_schedule_and_fits_slack() -> None:
-    header = slack_messages(digest_of({}, schedule="s" * 200), NAMES)[0].blocks[0]
+    header = slack_messages(digest_of({}, title="s" * 200), NAMES)[0].blocks[0]
     assert header["type"] == "header"
     assert header["text"]["type"] == "plain_text"
     assert len(header["text"]["text"]) == MAX_HEADER

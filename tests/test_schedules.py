@@ -11,7 +11,9 @@ from freezegun import freeze_time
 
 from jobs.cli import main
 from jobs.config import get_settings
-from jobs.schedules import Problem, Schedule, ScheduleError, load, parse_slot, validate
+from jobs.errors import ScheduleError
+from jobs.scheduling.file import Problem, load, validate
+from jobs.scheduling.slots import Schedule, parse_slot
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -6,14 +6,16 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import sentry_sdk
 
 from jobs.config import Settings
+from jobs.digest.ledger import RunRecord
 from jobs.logs import RedactingFormatter
 from jobs.redaction import Redactor
-from jobs.schedules import Schedule
+from jobs.scheduling.slots import Schedule
 from jobs.sentry import check_in, init_sentry, scrubber
 from tests.http_sink import HttpSink
 
@@ -92,8 +94,9 @@ def test_a_scheduled_run_checks_in_with_sentry_crons(sentry_sink: HttpSink) -> N
     dsn = sentry_sink.url("/1").replace("http://", "http://publickey@")
     assert init_sentry(Settings.from_env({**SECRETS, "SENTRY_DSN": dsn}))
     weekly = Schedule(name="eng-weekly", cron="0 9 * * MON", channels=("#eng",))
-    check_in(weekly, {"status": "manual-runs-send-nothing", "manual": True})
-    check_in(weekly, {"status": "failed", "started": 10.0, "finished": 12.5})
+    run = RunRecord("eng-weekly@x", "eng-weekly", "x", False, "failed", 10.0, 12.5)
+    check_in(weekly, replace(run, status="delivered", manual=True))
+    check_in(weekly, run)
     sentry_sdk.flush(timeout=10)
     lines = b"".join(sentry_sink.raw).decode().splitlines()
     checks = [json.loads(line) for line in lines if '"monitor_slug"' in line]

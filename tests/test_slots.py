@@ -15,7 +15,8 @@ from freezegun import freeze_time
 
 from jobs.cli import main
 from jobs.config import get_settings
-from jobs.schedules import Schedule, ScheduleError, parse_slot
+from jobs.errors import ScheduleError
+from jobs.scheduling.slots import Schedule, parse_slot
 
 
 def schedule(cron: str, timezone: str = "UTC") -> Schedule:

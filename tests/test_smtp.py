@@ -17,7 +17,8 @@ import pytest
 import trustme
 
 from jobs.config import SmtpSettings
-from jobs.digest.smtp import Mailer, PermanentFailure, TemporaryFailure
+from jobs.digest.smtp import Mailer
+from jobs.errors import PermanentError, RetryableError
 from sandbox.redis_server import free_port
 from sandbox.smtp_sink import SmtpSink
 
@@ -102,7 +103,7 @@ def test_starttls_with_a_private_ca_and_auth(starttls_sink: SmtpSink, cafile: Pa
 
 
 def test_without_cafile_an_unknown_certificate_is_refused(starttls_sink: SmtpSink) -> None:
-    with pytest.raises(PermanentFailure) as error:
+    with pytest.raises(PermanentError) as error:
         send(starttls_sink.url(), "ann@example.com")
     assert "certificate" in str(error.value) and "could not be verified" in str(error.value)
     assert "?cafile=" in str(error.value)
@@ -111,7 +112,7 @@ def test_without_cafile_an_unknown_certificate_is_refused(starttls_sink: SmtpSin
 
 def test_a_certificate_for_another_host_is_refused(ca: trustme.CA, cafile: Path) -> None:
     context = server_context(ca, "mail.example.com")
-    with SmtpSink(tls="starttls", context=context) as sink, pytest.raises(PermanentFailure) as e:
+    with SmtpSink(tls="starttls", context=context) as sink, pytest.raises(PermanentError) as e:
         send(sink.url(cafile), "ann@example.com")
     assert "could not be verified" in str(e.value) and "127.0.0.1" in str(e.value)
     assert sink.received == []
@@ -120,7 +121,7 @@ def test_a_certificate_for_another_host_is_refused(ca: trustme.CA, cafile: Path)
 def test_a_server_without_starttls_gets_neither_the_login_nor_mail() -> None:
     with SmtpSink(username=USER, password=PASSWORD, insecure_auth=True) as sink:
         url = f"smtp://{USER}:{PASSWORD}@127.0.0.1:{sink.port}"
-        with pytest.raises(PermanentFailure, match="does not offer STARTTLS") as error:
+        with pytest.raises(PermanentError, match="does not offer STARTTLS") as error:
             send(url, "ann@example.com")
     assert sink.auth_commands == [] and sink.received == []
     assert PASSWORD not in str(error.value)
@@ -154,13 +155,13 @@ def test_refused_recipients_are_sorted_and_the_others_still_delivered(
         for recipient in ["ann@example.com", "busy@example.com", "gone@example.com", "bob@x.org"]:
             try:
                 mailer.send(message(recipient), recipient, SENDER)
-            except (TemporaryFailure, PermanentFailure) as error:
+            except (RetryableError, PermanentError) as error:
                 failures[recipient] = error
         mailer.send(message("busy@example.com"), "busy@example.com", SENDER)  # the retry
     busy, gone = failures.pop("busy@example.com"), failures.pop("gone@example.com")
     assert failures == {}
-    assert isinstance(busy, TemporaryFailure) and "451 4.2.1 Mailbox busy, later" in str(busy)
-    assert isinstance(gone, PermanentFailure) and "550 5.1.1 No such user here" in str(gone)
+    assert isinstance(busy, RetryableError) and "451 4.2.1 Mailbox busy, later" in str(busy)
+    assert isinstance(gone, PermanentError) and "550 5.1.1 No such user here" in str(gone)
     assert PASSWORD not in str(busy) + str(gone)
     delivered = [m.recipients[0] for m in starttls_sink.received]
     assert delivered == ["ann@example.com", "bob@x.org", "busy@example.com"]
@@ -171,7 +172,7 @@ def test_a_data_refusal_is_temporary_until_the_server_takes_it() -> None:
         sink.fail_data(times=2, code=451, text="4.3.0 Queue full")
         with Mailer(SmtpSettings.from_url(sink.url())) as mailer:
             for _ in range(2):
-                with pytest.raises(TemporaryFailure, match=r"451 4\.3\.0 Queue full"):
+                with pytest.raises(RetryableError, match=r"451 4\.3\.0 Queue full"):
                     mailer.send(message("ann@example.com"), "ann@example.com", SENDER)
             mailer.send(message("ann@example.com"), "ann@example.com", SENDER)
     assert len(sink.received) == 1
@@ -180,7 +181,7 @@ def test_a_data_refusal_is_temporary_until_the_server_takes_it() -> None:
 def test_a_wrong_password_is_permanent_and_never_shown(ca: trustme.CA, cafile: Path) -> None:
     context = server_context(ca)
     sink = SmtpSink(tls="starttls", context=context, username=USER, password="other-pw")
-    with sink, pytest.raises(PermanentFailure) as error:
+    with sink, pytest.raises(PermanentError) as error:
         send(sink.url(cafile).replace("other-pw", PASSWORD), "ann@example.com")
     assert "refused the login of 'digest-bot': 535" in str(error.value)
     assert PASSWORD not in str(error.value) and sink.received == []
@@ -191,9 +192,9 @@ def test_a_wrong_password_is_permanent_and_never_shown(ca: trustme.CA, cafile: P
 def test_no_server_listening_is_temporary_and_fails_the_batch_at_once() -> None:
     port = free_port()
     with Mailer(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}?tls=off")) as mailer:
-        with pytest.raises(TemporaryFailure, match="refused"):
+        with pytest.raises(RetryableError, match="refused"):
             mailer.send(message("ann@example.com"), "ann@example.com", SENDER)
-        with SmtpSink(port=port) as sink, pytest.raises(TemporaryFailure, match="refused"):
+        with SmtpSink(port=port) as sink, pytest.raises(RetryableError, match="refused"):
             mailer.send(message("bob@example.com"), "bob@example.com", SENDER)
     assert sink.received == []
 
@@ -202,7 +203,7 @@ def test_a_server_that_never_answers_times_out_as_a_temporary_failure() -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never greets
         url = f"smtp://127.0.0.1:{silent.getsockname()[1]}?tls=off"
         mailer = Mailer(SmtpSettings.from_url(url), timeout=0.2)
-        with mailer, pytest.raises(TemporaryFailure, match="timed out"):
+        with mailer, pytest.raises(RetryableError, match="timed out"):
             mailer.send(message("ann@example.com"), "ann@example.com", SENDER)
 
 

@@ -19,14 +19,15 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from jobs import keys, status
+from jobs import keys
 from jobs.config import Settings
-from jobs.schedules import Schedule, load
+from jobs.scheduling import status
+from jobs.scheduling.file import SchedulesFile, load
+from jobs.scheduling.slots import Schedule
 from tests.conftest import ROOT, Worker, environment
 from tests.http_sink import HttpSink
 from tests.slack import command_form, signed_form
 from webhook.app import create_app
-from webhook.schedules import SchedulesFile
 
 SCHEDULES = """\
 version: 1

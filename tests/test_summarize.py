@@ -241,11 +241,13 @@ def test_summarize_adds_up_channels_and_counts_each_person_once() -> None:
     for message in [said(3, "U2", "<https://x.example>"), said(4, "U3", subtype="channel_join")]:
         ops.add_page([message])
     previous = Stats(messages=1)
-    digest = summarize("eng-weekly", WINDOW, [eng, ops], previous=previous, sections=["threads"])
+    digest = summarize(
+        "eng-weekly digest", WINDOW, [eng, ops], previous=previous, sections=["threads"]
+    )
     assert digest.totals == Stats(messages=3, threads=1, people=2, links=1)
     assert [c.name for c in digest.channels] == ["eng", "ops"]
     assert digest.channels[1].joined == ["U3"]
-    assert (digest.schedule, digest.window, digest.previous) == ("eng-weekly", WINDOW, previous)
+    assert (digest.title, digest.window, digest.previous) == ("eng-weekly digest", WINDOW, previous)
     assert digest.sections == ("threads",)
     assert not digest.quiet
 

@@ -23,7 +23,8 @@ from starlette.testclient import TestClient
 
 from jobs import keys
 from jobs.config import Settings
-from jobs.schedules import Schedule, load
+from jobs.scheduling.file import load
+from jobs.scheduling.slots import Schedule
 from sandbox.slack_api import SlackSimulator
 from sandbox.workspace import generate
 from tests.conftest import ROOT, Worker, environment, wait_for_state

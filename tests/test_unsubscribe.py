@@ -9,8 +9,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from jobs import keys, unsubscribe
+from jobs import keys
 from jobs.config import Settings
+from jobs.digest import unsubscribe
 from tests.conftest import environment
 from webhook.app import create_app
 

@@ -13,15 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from jobs.celery import QUEUE
 from jobs.config import Settings, get_settings
 from jobs.connections import async_redis
-from jobs.producer import Producer
+from jobs.queue import Producer
+from jobs.scheduling.file import SchedulesFile
 from webhook.access import AccessLog
 from webhook.commands import slack_commands
 from webhook.events import slack_events
 from webhook.health import healthz, readyz
-from webhook.schedules import SchedulesFile, schedules_status
+from webhook.schedules import schedules_status
 from webhook.tasks import task_status
 from webhook.triggers import trigger
 from webhook.unsubscribe import unsubscribe_link
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.freeze()
         client = async_redis(settings)
         app.state.redis = client
-        app.state.producer = Producer(client, QUEUE)
+        app.state.producer = Producer(client)
         yield
         await client.aclose()
 

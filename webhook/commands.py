@@ -10,8 +10,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from jobs import commands
-from jobs.tasks import handle_command
+from jobs.queue import COMMAND_TASK, Job
+from jobs.slack.mrkdwn import escape
+from jobs.slack.slash import USAGE, is_immediate, split
 from webhook.events import FORM, is_ssl_check
 from webhook.verification import Incoming, read
 
@@ -21,11 +22,6 @@ logger = logging.getLogger(__name__)
 def ephemeral(text: str) -> JSONResponse:
     """A reply only the person who typed the command sees."""
     return JSONResponse({"response_type": "ephemeral", "text": text})
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn escaping, so echoed input cannot ping or forge a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def parse_form(incoming: Incoming) -> dict[str, str]:
@@ -50,14 +46,12 @@ async def slack_commands(request: Request) -> Response:
     request.app.state.verifier.verify(incoming)
     form = parse_form(incoming)
     text = form.get("text", "")
-    if commands.is_immediate(text):
-        return ephemeral(commands.USAGE)
+    if is_immediate(text):
+        return ephemeral(USAGE)
     form.pop("token", None)
-    name = escape(commands.split(text)[0])
+    name = escape(split(text)[0])  # echoed input can neither ping nor forge a link
     try:
-        await request.app.state.producer.enqueue(
-            handle_command.name, [form], argsrepr=f"('/digest {name}')"
-        )
+        await request.app.state.producer.enqueue(Job(COMMAND_TASK, [form], f"('/digest {name}')"))
     except (RedisError, OSError) as error:
         logger.error("could not enqueue /digest %s: %s", name, type(error).__name__)
         return ephemeral("Slack Digests could not queue that just now. Try again in a minute.")

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from jobs import keys
-from jobs.tasks import handle_event
+from jobs.queue import EVENT_TASK, Job
 from webhook.verification import Incoming, read
 
 logger = logging.getLogger(__name__)
@@ -73,10 +73,12 @@ async def accept_event(request: Request, incoming: Incoming, payload: dict[str, 
     payload.pop("token", None)  # the deprecated verification token: nothing downstream needs it
     try:
         enqueued = await request.app.state.producer.enqueue(
-            handle_event.name,
-            [payload],
-            argsrepr=f"({event.get('type')!r} event {event_id})",
-            dedupe_key=keys.event(event_id),
+            Job(
+                EVENT_TASK,
+                [payload],
+                f"({event.get('type')!r} event {event_id})",
+                dedupe_key=keys.event(event_id),
+            )
         )
     except (RedisError, OSError) as error:
         logger.error("could not enqueue event %s: %s", event_id, type(error).__name__)

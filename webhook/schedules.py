@@ -1,40 +1,15 @@
-"""`GET /schedules`, and the schedules file as the web process reads it: parsed once per change."""
+"""`GET /schedules`: every schedule's state, from the file and Redis."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from jobs import status
-
-
-class SchedulesFile:
-    """The file as `status.Loaded`, parsed again only when its mtime, size or inode changes.
-
-    Requests read it on every trigger and status call; parsing YAML and cron each time would
-    cost milliseconds, a `stat` costs microseconds.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.stamp: tuple[int, int, int] | None = None
-        self.loaded: status.Loaded | None = None
-
-    def read(self) -> status.Loaded:
-        try:
-            info = self.path.stat()
-            stamp: tuple[int, int, int] | None = (info.st_mtime_ns, info.st_size, info.st_ino)
-        except OSError:
-            stamp = None  # a missing file is read (and reported) every time until it exists
-        if self.loaded is None or stamp is None or stamp != self.stamp:
-            self.loaded = status.read_file(self.path)
-            self.stamp = stamp
-        return self.loaded
+from jobs.scheduling import status
 
 
 async def schedules_status(request: Request) -> JSONResponse:

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import orjson
-from celery.backends.base import KeyValueStoreBackend
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,7 +16,7 @@ from jobs import keys
 TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def status(task_id: str, meta: dict[str, Any] | None) -> dict[str, Any]:
+def task_view(task_id: str, meta: dict[str, Any] | None) -> dict[str, Any]:
     """The public view of a backend record: no tracebacks, no worker host names."""
     state: str = meta["status"] if meta else "PENDING"
     result = meta.get("result") if meta else None
@@ -49,13 +48,13 @@ async def task_status(request: Request) -> JSONResponse:
     try:
         async with request.app.state.redis.pipeline(transaction=False) as pipe:
             pipe.exists(keys.task(task_id))
-            pipe.get(KeyValueStoreBackend.task_keyprefix + task_id)
+            pipe.get(keys.task_result(task_id))
             issued, raw = await pipe.execute()
     except (RedisError, OSError):
         raise HTTPException(503, "Redis is unreachable") from None
     if not issued and raw is None:
         raise HTTPException(404, "unknown task id")
-    return JSONResponse(status(task_id, decode(raw)) if raw else status(task_id, None))
+    return JSONResponse(task_view(task_id, decode(raw) if raw else None))
 
 
 def decode(raw: bytes) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """`POST /triggers/{name}`: an external scheduler, or a person with the token, asks for a run.
 
 No body asks for the current slot, `{"slot": …}` for a past one: both are keyed by the run, as
-beat's `enqueue_run` is, so any number of requests for one slot queue one task. An
+beat's are, so any number of requests for one slot queue one task. An
 `Idempotency-Key` asks for a manual run instead, one per key.
 """
 
@@ -17,10 +17,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from jobs import keys, status
-from jobs.runs import run_id
-from jobs.schedules import Schedule, ScheduleError
-from jobs.tasks import run_digest, time_limits
+from jobs import keys
+from jobs.errors import ScheduleError
+from jobs.queue import Run, run_job
+from jobs.scheduling.file import Loaded, UnknownSchedule
+from jobs.scheduling.slots import Schedule
+from jobs.scheduling.status import requested_slot
 from webhook.events import parse_json
 from webhook.verification import Incoming, read
 
@@ -41,13 +43,16 @@ def authenticate(request: Request, token: str | None) -> None:
         raise HTTPException(401, "wrong bearer token", {"WWW-Authenticate": "Bearer"})
 
 
-def triggered(loaded: status.Loaded, name: str) -> Schedule:
+def triggered(loaded: Loaded, name: str) -> Schedule:
     """The schedule to run: not while the file is broken, since the worker could not load it."""
-    if loaded.errors:
-        raise HTTPException(503, f"the schedules file does not load: {'; '.join(loaded.errors)}")
-    schedule = loaded.schedules.get(name)
-    if schedule is None:
-        raise HTTPException(404, f"no schedule named {name!r}")
+    try:
+        schedule = loaded.get(name)
+    except UnknownSchedule:
+        raise HTTPException(404, f"no schedule named {name!r}") from None
+    except ScheduleError:
+        raise HTTPException(
+            503, f"the schedules file does not load: {'; '.join(loaded.errors)}"
+        ) from None
     if not schedule.enabled:
         raise HTTPException(409, f"schedule {name!r} is disabled")
     return schedule
@@ -67,23 +72,23 @@ def asked_slot(incoming: Incoming) -> str | None:
     return slot
 
 
-def run_of(incoming: Incoming, schedule: Schedule) -> tuple[datetime, str]:
-    """The slot to run and the dedupe key that makes asking again return the same task."""
+def run_of(incoming: Incoming, schedule: Schedule) -> tuple[Run, str]:
+    """The run asked for, and its dedupe key when not its own (one task per slot)."""
     asked = asked_slot(incoming)
     now = datetime.now(schedule.zone)
     key = incoming.header(b"idempotency-key")
     if key is None:
         try:
-            slot = status.requested_slot(schedule, asked, now)
+            slot = requested_slot(schedule, asked, now)
         except ScheduleError as error:
             raise HTTPException(400, str(error)) from None
-        return slot, keys.enqueued(run_id(schedule.name, slot))
+        return Run(schedule.name, slot), ""
     if not IDEMPOTENCY_KEY.fullmatch(key):
         raise HTTPException(400, "Idempotency-Key must be 1 to 255 printable ASCII characters")
     if asked is not None:
         raise HTTPException(400, "an Idempotency-Key asks for a manual run, which takes no slot")
     # A repeat gets the first request's task, so the first request's moment is the run's slot.
-    return now, keys.idempotency(schedule.name, key)
+    return Run(schedule.name, now, manual=True), keys.idempotency(schedule.name, key)
 
 
 async def trigger(request: Request) -> JSONResponse:
@@ -91,17 +96,9 @@ async def trigger(request: Request) -> JSONResponse:
     authenticate(request, state.settings.trigger_token)
     incoming = await read(request)
     schedule = triggered(state.schedules.read(), request.path_params["name"])
-    slot, dedupe_key = run_of(incoming, schedule)
-    args = [schedule.name, slot.isoformat()]
+    run, dedupe_key = run_of(incoming, schedule)
     try:
-        enqueued = await state.producer.enqueue(
-            run_digest.name,
-            args,
-            argsrepr=repr(tuple(args)),
-            dedupe_key=dedupe_key,
-            dedupe_ttl=keys.RUN_TTL,
-            timelimit=time_limits(schedule),
-        )
+        enqueued = await state.producer.enqueue(run_job(schedule, run, dedupe_key))
     except (RedisError, OSError) as error:
         logger.error("could not enqueue a run of %s: %s", schedule.name, type(error).__name__)
         raise HTTPException(503, "the queue is unavailable; try again") from None

@@ -12,7 +12,8 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from jobs import keys, unsubscribe
+from jobs import keys
+from jobs.digest import unsubscribe
 from webhook.verification import read
 
 PAGE = """<!doctype html>

@@ -12,8 +12,9 @@ from typing import Any
 from slack_sdk import WebClient
 
 from jobs.digest.model import Window
-from jobs.digest.slack import RateLimited, SlackUnavailable, call
 from jobs.digest.summarize import ChannelTally
+from jobs.errors import RetryableError
+from jobs.slack.api import next_cursor, pages
 
 # The most `conversations.history` returns in one page: fewer, larger pages are faster.
 PAGE = 999
@@ -45,30 +46,28 @@ class Collector:
             return tally
         cursor: str | None = entry["cursor"] if entry else None
         count: int = entry["messages"] if entry else 0
-        while True:
-            try:
-                page = call(
-                    self.client,
-                    "conversations.history",
-                    channel=channel,
-                    label=f"#{name}",
-                    oldest=self.window.oldest,
-                    latest=self.window.latest,
-                    limit=PAGE,
-                    cursor=cursor,
-                )
-            except (RateLimited, SlackUnavailable):
-                self.state[channel] = self.entry(tally, cursor, count, done=False)
-                self.save(self.state)
-                raise
-            messages = page["messages"]
-            tally.add_page(messages)
-            count += len(messages)
-            self.messages += len(messages)
-            self.progress(self.messages)
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if cursor is None:
-                break
+        history = pages(
+            self.client,
+            "conversations.history",
+            cursor,
+            channel=channel,
+            label=f"#{name}",
+            oldest=self.window.oldest,
+            latest=self.window.latest,
+            limit=PAGE,
+        )
+        try:
+            for page in history:
+                messages = page["messages"]
+                tally.add_page(messages)
+                count += len(messages)
+                self.messages += len(messages)
+                self.progress(self.messages)
+                cursor = next_cursor(page)
+        except RetryableError:  # rate limits too: the retried task resumes at this page
+            self.state[channel] = self.entry(tally, cursor, count, done=False)
+            self.save(self.state)
+            raise
         self.state[channel] = self.entry(tally, None, count, done=True)
         return tally
 

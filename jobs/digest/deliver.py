@@ -7,26 +7,24 @@ killed between posting and recording finds its post and does not post again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.web import SlackResponse
 
 from jobs.config import Settings
-from jobs.digest.render import SlackMessage
-from jobs.digest.slack import call
-from jobs.digest.smtp import Mailer, PermanentFailure, TemporaryFailure
-from jobs.runs import Ledger
+from jobs.digest.ledger import Ledger
+from jobs.digest.render.blocks import SlackMessage
+from jobs.digest.smtp import Mailer
+from jobs.errors import MailDeferred, PermanentError, RetryableError
+from jobs.slack.api import call, pages
 
 EVENT_TYPE = "digest_posted"
 SENT = "sent"
 # A recipient who unsubscribed from the schedule is not mailed; that is not a failure.
 UNSUBSCRIBED = "unsubscribed"
-
-
-class MailDeferred(Exception):
-    """Some recipients' servers answered 4xx; the task retries them, and only them."""
 
 
 def metadata(run: str, channel: str, part: int) -> dict[str, Any]:
@@ -47,44 +45,37 @@ def is_ours(message: dict[str, Any], run: str, channel: str, part: int) -> bool:
 
 def find_post(client: WebClient, channel: str, run: str, since: float) -> str | None:
     """The ts of this run's first part in the channel's history since the run began."""
-    cursor = None
-    while True:
-        page = call(
-            client,
-            "conversations.history",
-            channel=channel,
-            oldest=f"{since - 60:.6f}",
-            include_all_metadata=True,
-            limit=200,
-            cursor=cursor,
-        )
-        for message in page["messages"]:
-            if is_ours(message, run, channel, 0):
-                return str(message["ts"])
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return None
+    history = pages(
+        client,
+        "conversations.history",
+        channel=channel,
+        oldest=f"{since - 60:.6f}",
+        include_all_metadata=True,
+        limit=200,
+    )
+    return find(history, run, channel, 0)
 
 
 def find_reply(client: WebClient, channel: str, parent: str, run: str, part: int) -> str | None:
     """The ts of a later part among the replies to the first."""
-    cursor = None
-    while True:
-        page = call(
-            client,
-            "conversations.replies",
-            channel=channel,
-            ts=parent,
-            include_all_metadata=True,
-            limit=200,
-            cursor=cursor,
-        )
+    replies = pages(
+        client,
+        "conversations.replies",
+        channel=channel,
+        ts=parent,
+        include_all_metadata=True,
+        limit=200,
+    )
+    return find(replies, run, channel, part)
+
+
+def find(found: Iterable[SlackResponse], run: str, channel: str, part: int) -> str | None:
+    """The ts of the part among the pages' messages; the pages are read only that far."""
+    for page in found:
         for message in page["messages"]:
             if is_ours(message, run, channel, part):
                 return str(message["ts"])
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return None
+    return None
 
 
 def post(
@@ -151,10 +142,10 @@ def send_mail(
         for recipient in owed:
             try:
                 mailer.send(render(recipient), recipient, settings.email_from)
-            except TemporaryFailure as error:
+            except RetryableError as error:
                 deferred.append(f"{recipient}: {error}")
                 continue
-            except PermanentFailure as error:
+            except PermanentError as error:
                 outcomes[recipient] = f"failed: {error}"
             else:
                 outcomes[recipient] = SENT

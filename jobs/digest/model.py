@@ -31,6 +31,10 @@ class Window:
         """`end` as a Slack `ts`, which the window excludes."""
         return slack_ts(self.end)
 
+    def bounds(self) -> tuple[str, str]:
+        """Both ends in ISO-8601, as run records keep them."""
+        return self.start.isoformat(), self.end.isoformat()
+
 
 def slack_ts(moment: datetime) -> str:
     """An instant as Slack writes a `ts`, computed in integers so no float rounding creeps in."""
@@ -113,7 +117,7 @@ class ChannelDigest:
 class Digest:
     """Everything one run delivers, in the order the schedule's `sections` asks for."""
 
-    schedule: str
+    title: str  # heads the post and the mail's subject: "eng-weekly digest"
     window: Window
     channels: list[ChannelDigest]
     totals: Stats

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 from slack_sdk import WebClient
 
 from jobs.config import Settings
 from jobs.digest.deliver import post
-from jobs.digest.directory import CHANNEL_ID, Directory
-from jobs.digest.pipeline import build
-from jobs.digest.render import slack_messages
-from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, web_client
-from jobs.revocation import TokenRevoked, ensure_not_revoked
-from jobs.runs import Ledger
-from jobs.schedules import Schedule, ScheduleError, duration
+from jobs.digest.ledger import Ledger
+from jobs.digest.model import Window
+from jobs.digest.pipeline import Scope, build
+from jobs.digest.render.blocks import slack_messages
+from jobs.errors import PermanentError, RetryableError
+from jobs.scheduling.slots import format_duration, parse_duration
+from jobs.slack.api import web_client
+from jobs.slack.directory import CHANNEL_ID, Directory
+from jobs.slack.revocation import ensure_not_revoked
 
 DEFAULT_WINDOW = timedelta(days=7)
 # A channel as Slack escapes it in commands and mentions (`<#C0123|eng>`), or as typed.
@@ -32,12 +34,10 @@ def parse(args: list[str], here: str) -> tuple[str, timedelta]:
         if found:
             channel = found.group(1) or found.group(2)
             continue
-        try:
-            window = duration(arg, "the look-back")
-        except ScheduleError:
-            raise ValueError(
-                f"`{arg}` is neither a #channel nor a look-back like 7d or 24h"
-            ) from None
+        found_window = parse_duration(arg)
+        if found_window is None:
+            raise PermanentError(f"`{arg}` is neither a #channel nor a look-back like 7d or 24h")
+        window = found_window
     return channel, window
 
 
@@ -58,11 +58,8 @@ def digest_now(
     directory = Directory(client, cache)
     channel = directory.channel_id(channel)
     name = directory.channel_names([channel])[channel]
-    # Titled by the channel: "#eng digest".
-    schedule = Schedule(
-        name=f"#{name}", cron="* * * * *", channels=(channel,), window=window, skip_if_quiet=False
-    )
-    built = build(client, cache, schedule, datetime.now().astimezone())
+    end = datetime.now(UTC)
+    built = build(client, cache, Scope(f"#{name} digest", (channel,), Window(end - window, end)))
     ensure_not_revoked(cache, token)
     run = f"on-demand@{request}"
     ledger = Ledger(cache, run)
@@ -91,17 +88,9 @@ def answer(
             post_to=here,
             request=request,
         )
-    except (ValueError, DigestFailed, TokenRevoked) as error:
+    except PermanentError as error:
         return Answer(f"No digest: {error}", posted=False)
-    except (RateLimited, SlackUnavailable):
+    except RetryableError:
         return Answer("Slack is busy right now; ask again in a minute.", posted=False)
     shown = f"<#{channel}>" if CHANNEL_ID.fullmatch(channel) else channel
     return Answer(f"Posted the digest of {shown} for the last {format_duration(window)}.", True)
-
-
-def format_duration(length: timedelta) -> str:
-    seconds = int(length.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

@@ -1,7 +1,7 @@
 """One digest run: claim → collect → summarize → render → deliver → record.
 
-`run` is what the `run_digest` task does; `build` is its first half, which `digests preview`
-also uses. Failures that may pass (`RateLimited`, `SlackUnavailable`, `MailDeferred`) are
+`run_digest` is what the task of that name does; `build` is its first half, which `digests
+preview` and digests asked for in Slack also use. Failures that may pass (`RetryableError`) are
 raised for the task to retry; everything done so far is in the ledger, so the retry resumes.
 """
 
@@ -10,28 +10,51 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 import redis
 from slack_sdk import WebClient
 
-from jobs import unsubscribe
 from jobs.config import Settings
+from jobs.digest import unsubscribe
 from jobs.digest.collect import Checkpoint, Collector
 from jobs.digest.deliver import SENT, UNSUBSCRIBED, post, send_mail
-from jobs.digest.directory import Directory, permalink
-from jobs.digest.email import email_message
-from jobs.digest.model import Digest
-from jobs.digest.render import slack_messages
-from jobs.digest.slack import DigestFailed
+from jobs.digest.ledger import Duplicate, Ledger, RunRecord, previous_totals
+from jobs.digest.model import SECTIONS, Digest, Stats, Window
+from jobs.digest.render.blocks import slack_messages
+from jobs.digest.render.email import email_message
 from jobs.digest.summarize import summarize, with_permalinks
-from jobs.revocation import TokenRevoked, ensure_not_revoked
-from jobs.runs import Ledger, previous_totals, run_id
-from jobs.schedules import Schedule
+from jobs.errors import PermanentError, TokenRevoked
+from jobs.queue import Run
+from jobs.scheduling.slots import Schedule
+from jobs.slack.directory import Directory, permalink
+from jobs.slack.revocation import ensure_not_revoked
 
 Progress = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one digest covers and what heads it: a schedule's window, or a channel asked for."""
+
+    title: str  # "eng-weekly digest"
+    channels: tuple[str, ...]  # IDs or #names
+    window: Window
+    sections: tuple[str, ...] = SECTIONS
+    previous: Stats | None = None  # the figures the change is counted against
+
+
+def scheduled(cache: redis.Redis, schedule: Schedule, slot: datetime) -> Scope:
+    """A schedule's digest of the window that ends at `slot`, against its last scheduled run."""
+    return Scope(
+        f"{schedule.name} digest",
+        schedule.channels,
+        schedule.window_for(slot),
+        schedule.sections,
+        previous_totals(cache, schedule.name),
+    )
 
 
 @dataclass(frozen=True)
@@ -43,21 +66,19 @@ class Built:
 def build(
     client: WebClient,
     cache: redis.Redis,
-    schedule: Schedule,
-    slot: datetime,
+    scope: Scope,
     *,
     checkpoint: Checkpoint | None = None,
     save: Callable[[Checkpoint], None] = lambda state: None,
     progress: Progress = lambda **counts: None,
 ) -> Built:
-    """Collect and summarize the schedule's channels over the window that ends at `slot`."""
+    """Collect and summarize the scope's channels over its window."""
     directory = Directory(client, cache)
-    window = schedule.window_for(slot)
-    channels = [directory.channel_id(ref) for ref in schedule.channels]
+    channels = [directory.channel_id(ref) for ref in scope.channels]
     channel_names = directory.channel_names(channels)
     collector = Collector(
         client,
-        window,
+        scope.window,
         checkpoint,
         save,
         lambda messages: progress(stage="collect", messages=messages),
@@ -66,11 +87,7 @@ def build(
     save(collector.state)  # a retry of a later stage does not collect again
     progress(stage="summarize", messages=collector.messages)
     digest = summarize(
-        schedule.name,
-        window,
-        tallies,
-        previous=previous_totals(cache, schedule.name),
-        sections=schedule.sections,
+        scope.title, scope.window, tallies, previous=scope.previous, sections=scope.sections
     )
     base = directory.permalink_base()
     digest = with_permalinks(
@@ -83,21 +100,20 @@ def build(
     return Built(digest, names)
 
 
-def run(
+def run_digest(
     settings: Settings,
     client: WebClient,
     cache: redis.Redis,
     schedule: Schedule,
-    slot: datetime,
+    run: Run,
     task_id: str,
     progress: Progress,
-) -> dict[str, Any]:
+) -> RunRecord | Duplicate:
     """Run the schedule's slot once, whoever else asks for it; returns the run's record."""
-    name = run_id(schedule.name, slot)
-    ledger = Ledger(cache, name)
+    ledger = Ledger(cache, run.id)
     claim = ledger.claim(task_id)
     if not claim.ours:
-        return {"run": name, "status": "duplicate", "owner": claim.owner}
+        return Duplicate(run.id, claim.owner)
     finished = ledger.record()
     if finished is not None:  # redelivered after it had finished: nothing left to do
         return finished
@@ -107,36 +123,26 @@ def run(
         built = build(
             client,
             cache,
-            schedule,
-            slot,
+            scheduled(cache, schedule, run.slot),
             checkpoint=ledger.checkpoint(),
             save=ledger.save_checkpoint,
             progress=progress,
         )
-    except DigestFailed as error:
-        return finish(ledger, schedule, slot, "failed", started, error=str(error))
+    except PermanentError as error:
+        return finish(ledger, run, "failed", started, error=str(error))
     timings["collect"] = round(time.time() - started, 3)
     digest = built.digest
     if schedule.skip_if_quiet and digest.quiet:
-        return finish(
-            ledger, schedule, slot, "skipped", started, digest=digest, reason="quiet window"
-        )
+        return finish(ledger, run, "skipped", started, digest=digest, reason="quiet window")
     progress(stage="deliver", messages=digest.totals.messages)
-    outcomes = deliver(settings, client, cache, schedule, built, ledger, claim.started)
+    outcomes = deliver_everywhere(settings, client, cache, schedule, built, ledger, claim.started)
     timings["deliver"] = round(time.time() - started - timings["collect"], 3)
     failed = [dest for dest, outcome in outcomes.items() if not is_success(outcome)]
     status = (
         "delivered" if not failed else ("failed" if len(failed) == len(outcomes) else "partial")
     )
     return finish(
-        ledger,
-        schedule,
-        slot,
-        status,
-        started,
-        digest=digest,
-        destinations=outcomes,
-        timings=timings,
+        ledger, run, status, started, digest=digest, destinations=outcomes, timings=timings
     )
 
 
@@ -144,7 +150,7 @@ def is_success(outcome: str) -> bool:
     return outcome in (SENT, UNSUBSCRIBED) or outcome.startswith("posted")
 
 
-def deliver(
+def deliver_everywhere(
     settings: Settings,
     client: WebClient,
     cache: redis.Redis,
@@ -165,7 +171,7 @@ def deliver(
         for ref in (ref for ref in schedule.slack if f"slack:{ref}" not in outcomes):
             try:
                 ts = post(client, directory.channel_id(ref), parts, ledger.run, ledger, since)
-            except DigestFailed as error:
+            except PermanentError as error:
                 outcomes[f"slack:{ref}"] = f"failed: {error}"
             else:
                 outcomes[f"slack:{ref}"] = f"posted {ts}"
@@ -178,6 +184,7 @@ def deliver(
             email_message,
             built.digest,
             built.names,
+            schedule=schedule.name,
             sender=settings.email_from or "",
             run_id=ledger.run,
             public_url=settings.public_url,
@@ -190,36 +197,32 @@ def deliver(
     return outcomes
 
 
-def give_up(cache: redis.Redis, schedule: Schedule, slot: datetime, error: str) -> dict[str, Any]:
+def give_up(cache: redis.Redis, run: Run, error: str) -> RunRecord:
     """Record the run as failed after its retries ran out or its time did."""
-    ledger = Ledger(cache, run_id(schedule.name, slot))
-    return finish(ledger, schedule, slot, "failed", time.time(), error=error)
+    return finish(Ledger(cache, run.id), run, "failed", time.time(), error=error)
 
 
 def finish(
     ledger: Ledger,
-    schedule: Schedule,
-    slot: datetime,
+    run: Run,
     status: str,
     started: float,
     *,
     digest: Digest | None = None,
     **details: Any,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Write the run's record to the ledger and the schedule's history, and return it."""
-    record: dict[str, Any] = {
-        "run": ledger.run,
-        "schedule": schedule.name,
-        "slot": slot.isoformat(),
-        # In UTC: a same-zone comparison ignores `fold`, so a repeated hour would look equal.
-        "manual": slot.astimezone(UTC) != schedule.latest_slot(slot).astimezone(UTC),
-        "status": status,
-        "started": started,
-        "finished": time.time(),
+    record = RunRecord(
+        run=run.id,
+        schedule=run.schedule,
+        slot=run.slot.isoformat(),
+        manual=run.manual,
+        status=status,
+        started=started,
+        finished=time.time(),
+        window=None if digest is None else digest.window.bounds(),
+        totals=None if digest is None else digest.totals.as_dict(),
         **details,
-    }
-    if digest is not None:
-        record["window"] = [digest.window.start.isoformat(), digest.window.end.isoformat()]
-        record["totals"] = digest.totals.as_dict()
-    ledger.finish(schedule.name, record)
+    )
+    ledger.finish(record)
     return record

@@ -9,22 +9,17 @@ from email.message import EmailMessage
 from types import TracebackType
 
 from jobs.config import SmtpSettings
+from jobs.errors import PermanentError, RetryableError
 
 TIMEOUT = 30.0
 # Refusals after which smtplib has already reset the session, so the next message can follow.
 SESSION_KEPT = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
 
 
-class MailError(Exception):
-    """A message was not sent; the text carries the server's reply, never the password."""
-
-
-class TemporaryFailure(MailError):
-    """Worth retrying later: a 4xx reply, a refused or dropped connection, a timeout."""
-
-
-class PermanentFailure(MailError):
-    """Retrying will not help: a 5xx reply, or a configuration the server cannot work with."""
+# A message was not sent: `RetryableError` for a 4xx reply or a refused, dropped or timed-out
+# connection, `PermanentError` for a 5xx reply or a configuration the server cannot work with.
+# The text carries the server's reply, never the password.
+MailError = PermanentError | RetryableError
 
 
 class Mailer:
@@ -84,7 +79,7 @@ class Mailer:
         except OSError as error:
             self.unreachable = self.failure(error)
             raise self.unreachable from error
-        except MailError as error:
+        except (PermanentError, RetryableError) as error:
             self.unreachable = error
             raise
         return self.client
@@ -106,7 +101,7 @@ class Mailer:
             if settings.starttls:
                 client.ehlo_or_helo_if_needed()
                 if not client.has_extn("starttls"):
-                    raise PermanentFailure(
+                    raise PermanentError(
                         f"{self.where} does not offer STARTTLS, which smtp:// requires: "
                         "nothing was sent, not even the login. Use smtps:// if it speaks "
                         "implicit TLS, or ?tls=off for a sink on loopback"
@@ -140,14 +135,14 @@ class Mailer:
             return self.reply(error.smtp_code, error.smtp_error, what)
         if isinstance(error, ssl.SSLCertVerificationError):
             return self.scrubbed(
-                PermanentFailure,
+                PermanentError,
                 f"the TLS certificate of {self.where} could not be verified "
                 f"({error.verify_message}). If a private CA signed it, or it is self-signed, "
                 "add ?cafile=/path/to/ca.pem to SMTP_URL to trust that certificate",
             )
         if isinstance(error, ssl.SSLError):
             return self.scrubbed(
-                PermanentFailure,
+                PermanentError,
                 f"TLS with {self.where} failed ({error.reason or error}): smtp:// means "
                 "STARTTLS (usually port 587), smtps:// implicit TLS (usually port 465)",
             )
@@ -155,15 +150,15 @@ class Mailer:
             error, smtplib.SMTPException
         ):  # a connection refused, dropped or timed out
             detail = str(error) or type(error).__name__
-            return self.scrubbed(TemporaryFailure, f"{self.where}: {detail}")
-        return self.scrubbed(PermanentFailure, f"{self.where}: {error}")  # e.g. no AUTH offered
+            return self.scrubbed(RetryableError, f"{self.where}: {detail}")
+        return self.scrubbed(PermanentError, f"{self.where}: {error}")  # e.g. no AUTH offered
 
     def reply(self, code: int, reply: bytes | str, what: str) -> MailError:
-        kind = TemporaryFailure if 400 <= code < 500 else PermanentFailure
+        kind = RetryableError if 400 <= code < 500 else PermanentError
         text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
         return self.scrubbed(kind, f"{what}: {code} {text}")
 
-    def scrubbed(self, kind: type[MailError], text: str) -> MailError:
+    def scrubbed(self, kind: type[PermanentError | RetryableError], text: str) -> MailError:
         """The error, with the password cut out should a server ever have echoed it."""
         if self.settings.password:
             text = text.replace(self.settings.password, "***")

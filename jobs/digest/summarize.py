@@ -283,7 +283,7 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
 
 
 def summarize(
-    schedule: str,
+    title: str,
     window: Window,
     tallies: Sequence[ChannelTally],
     *,
@@ -306,7 +306,7 @@ def summarize(
         files=sum(c.stats.files for c in channels),
         links=sum(c.stats.links for c in channels),
     )
-    return Digest(schedule, window, channels, totals, previous, tuple(sections))
+    return Digest(title, window, channels, totals, previous, tuple(sections))
 
 
 Linkable = TypeVar("Linkable", Post, SharedFile)

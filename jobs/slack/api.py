@@ -1,7 +1,9 @@
-"""Calls to Slack's Web API, with every failure sorted into wait, retry, or give up."""
+"""Calls to Slack's Web API, with every failure sorted into wait, retry, or give up, and the
+cursor loop of its paginated methods."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.error import URLError
 
@@ -10,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from jobs.config import Settings
+from jobs.errors import PermanentError, RateLimited, RetryableError
 
 # Errors that a retry cannot fix, with what a person should do about them.
 PERMANENT = {
@@ -27,26 +30,10 @@ PERMANENT = {
 TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 
 
-class DigestFailed(Exception):
-    """A permanent failure; the message says what a person can do about it."""
-
-
-class SlackUnavailable(Exception):
-    """A failure that may pass: Slack 5xx, timeouts, dropped connections."""
-
-
-class RateLimited(Exception):
-    """Slack answered 429; the work resumes after `retry_after` seconds."""
-
-    def __init__(self, method: str, retry_after: float) -> None:
-        super().__init__(f"Slack rate-limited {method}; retry after {retry_after:g}s")
-        self.retry_after = retry_after
-
-
 def web_client(settings: Settings) -> WebClient:
     """A client with no retry handlers of its own: a 429 must never sleep inside a worker."""
     if not settings.slack_bot_token:
-        raise DigestFailed("SLACK_BOT_TOKEN is not set: the digest cannot read Slack")
+        raise PermanentError("SLACK_BOT_TOKEN is not set: the digest cannot read Slack")
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -58,7 +45,7 @@ def web_client(settings: Settings) -> WebClient:
 def call(
     client: WebClient, method: str, channel: str = "", label: str = "", **params: Any
 ) -> SlackResponse:
-    """`client.api_call(method)`, raising `RateLimited`, `SlackUnavailable` or `DigestFailed`.
+    """`client.api_call(method)`, raising `RateLimited`, `RetryableError` or `PermanentError`.
 
     `label` is how errors name the channel (`#eng`, as the schedule wrote it).
     """
@@ -74,24 +61,41 @@ def call(
     except SlackApiError as error:
         raise classify(method, error, label or channel) from None
     except (URLError, TimeoutError, ConnectionError) as error:
-        raise SlackUnavailable(f"{method}: {type(error).__name__}") from None
+        raise RetryableError(f"{method}: {type(error).__name__}") from None
 
 
-def classify(method: str, error: SlackApiError, channel: str) -> Exception:
+def classify(method: str, error: SlackApiError, channel: str) -> PermanentError | RetryableError:
     response = error.response
     status = response.status_code
     if status == 429:
         headers = {name.lower(): value for name, value in response.headers.items()}
         return RateLimited(method, float(headers.get("retry-after", 1)))
     if status >= 500:
-        return SlackUnavailable(f"{method}: Slack answered HTTP {status}")
+        return RetryableError(f"{method}: Slack answered HTTP {status}")
     data = response.data if isinstance(response.data, dict) else {}
     code = str(data.get("error", "unknown_error"))
     if code in TRANSIENT:
-        return SlackUnavailable(f"{method}: {code}")
+        return RetryableError(f"{method}: {code}")
     if code in PERMANENT:
         message = PERMANENT[code].format(
             channel=channel or "the channel", needed=data.get("needed")
         )
-        return DigestFailed(f"{message} ({method}: {code})")
-    return DigestFailed(f"Slack refused {method}: {code}")
+        return PermanentError(f"{message} ({method}: {code})")
+    return PermanentError(f"Slack refused {method}: {code}")
+
+
+def next_cursor(page: SlackResponse) -> str | None:
+    """Where the next page starts, or None after the last."""
+    return (page.get("response_metadata") or {}).get("next_cursor") or None
+
+
+def pages(
+    client: WebClient, method: str, cursor: str | None = None, **params: Any
+) -> Iterator[SlackResponse]:
+    """Every page of a paginated method, from `cursor` (the first page when None) on."""
+    while True:
+        page = call(client, method, cursor=cursor, **params)
+        yield page
+        cursor = next_cursor(page)
+        if cursor is None:
+            return

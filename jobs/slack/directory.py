@@ -14,7 +14,8 @@ from slack_sdk import WebClient
 
 from jobs import keys
 from jobs.connections import text
-from jobs.digest.slack import DigestFailed, call
+from jobs.errors import PermanentError
+from jobs.slack.api import call, pages
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 PAGE = 999
@@ -64,7 +65,7 @@ class Directory:
             self._load_channels()
             found = self._cached("channels", [f"#{name}"]).get(f"#{name}")
         if found is None:
-            raise DigestFailed(f"there is no channel #{name} that the app can see")
+            raise PermanentError(f"there is no channel #{name} that the app can see")
         return found
 
     def channel_names(self, ids: Iterable[str]) -> dict[str, str]:
@@ -79,22 +80,16 @@ class Directory:
 
     def _load_channels(self) -> None:
         mapping: dict[str, str] = {}
-        cursor = None
-        while True:
-            page = call(
-                self.client,
-                "conversations.list",
-                types="public_channel,private_channel",
-                exclude_archived=True,
-                limit=PAGE,
-                cursor=cursor,
-            )
+        for page in pages(
+            self.client,
+            "conversations.list",
+            types="public_channel,private_channel",
+            exclude_archived=True,
+            limit=PAGE,
+        ):
             for channel in page["channels"]:
                 mapping[f"#{channel['name']}"] = channel["id"]
                 mapping[channel["id"]] = channel["name"]
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
         self._remember("channels", mapping)
 
     def user_names(self, ids: Iterable[str]) -> dict[str, str]:
@@ -109,7 +104,7 @@ class Directory:
             for user in missing:
                 try:
                     info = call(self.client, "users.info", user=user)["user"]
-                except DigestFailed:  # a deleted or foreign user keeps their ID
+                except PermanentError:  # a deleted or foreign user keeps their ID
                     continue
                 names[user] = display_name(info)
                 self._remember("users", {user: names[user]})
@@ -117,13 +112,8 @@ class Directory:
 
     def _load_users(self) -> None:
         mapping: dict[str, str] = {}
-        cursor = None
-        while True:
-            page = call(self.client, "users.list", limit=PAGE, cursor=cursor)
+        for page in pages(self.client, "users.list", limit=PAGE):
             mapping.update({user["id"]: display_name(user) for user in page["members"]})
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
         self._remember("users", mapping)
 
     def permalink_base(self) -> str:

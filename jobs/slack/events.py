@@ -11,8 +11,9 @@ import redis
 
 from jobs.config import Settings
 from jobs.digest import on_demand
-from jobs.digest.slack import DigestFailed, RateLimited, SlackUnavailable, call, web_client
-from jobs.revocation import mark_revoked
+from jobs.errors import DigestsError
+from jobs.slack.api import call, web_client
+from jobs.slack.revocation import mark_revoked
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def tell(settings: Settings, channel: str, thread: str, text: str) -> None:
     """Say why in the mention's thread; if even that fails, the log has it."""
     try:
         call(web_client(settings), "chat.postMessage", channel=channel, thread_ts=thread, text=text)
-    except (DigestFailed, RateLimited, SlackUnavailable) as error:
+    except DigestsError as error:
         logger.warning("could not answer in %s: %s", channel, error)
 
 

@@ -1,22 +1,21 @@
-"""`schedules.yaml`: what to digest, when and where to deliver it; the slots and windows of a cron.
+"""`schedules.yaml`: validated with every problem's line and field, and read again only when it
+changes.
 
-A slot is a wall-clock time the cron names in the schedule's zone, run at one instant: a time that
-a spring-forward gap skips runs at the first instant after the gap, a time that a fall-back repeats
-runs at its first occurrence only, and wall-clock slots that land on the same instant are one slot.
+`validate` reports all the file's problems at once, in line order, and the schedules it could
+read; `SchedulesFile` is how every process reads the file (beat each tick, the web per request,
+a worker per run): a `stat`, and a parse only when the file's content changed.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
 import gc
 import hashlib
-import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from jobs.celery import MAX_TASK_SECONDS
-from jobs.digest.model import SECTIONS, Window
+from jobs.digest.model import SECTIONS
+from jobs.errors import ScheduleError
+from jobs.scheduling.slots import MAX_TIMEOUT, Schedule, format_duration, parse_duration, step
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
-DURATION = re.compile(r"(\d{1,9})([smhd])")
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 # What the directory resolves: an ID, `#name` or `name`; never blanks, commas or a `#` within.
 CHANNEL = re.compile(r"#?[^\s#,]+")
 EMAIL = re.compile(
@@ -39,13 +37,10 @@ EMAIL = re.compile(
 )
 # A hashed (`H`) or random (`R`) cron value differs per hash id or per process: no stable slots.
 HASHED = re.compile(r"[hr](\(\d+-\d+\))?(/\d+)?", re.IGNORECASE)
-TICK = timedelta(microseconds=1)
 TAG = "tag:yaml.org,2002:"
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class ScheduleError(ValueError):
-    """The schedules file cannot be used; the message names the file, line and field."""
+# No file has this stat (mtime, size, inode): the first read always parses the file.
+NEVER_READ = (-1, -1, -1)
 
 
 @dataclass(frozen=True)
@@ -65,171 +60,82 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """One digest: which channels, on which cron in which zone, delivered where."""
+class Loaded:
+    """A schedules file as read: the schedules it could read, and the errors that keep it from
+    being used (a broken file is something to show, not a crash)."""
 
-    name: str
-    cron: str
-    channels: tuple[str, ...]
-    timezone: str = "UTC"
-    window: timedelta | None = None
-    slack: tuple[str, ...] = ()
-    email: tuple[str, ...] = ()
-    sections: tuple[str, ...] = SECTIONS
-    skip_if_quiet: bool = True
-    enabled: bool = True
-    jitter: timedelta = timedelta(0)
-    catchup: timedelta = timedelta(hours=1)
-    timeout: timedelta = timedelta(minutes=15)
-    zone: ZoneInfo = field(init=False, repr=False, compare=False)
+    file: str
+    schedules: dict[str, Schedule]
+    errors: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "zone", ZoneInfo(self.timezone))
-
-    def latest_slot(self, moment: datetime) -> datetime:
-        """The newest slot at or before the aware instant `moment`, in the schedule's zone."""
-        local = self._local(moment)
-        repeat_end = _repeat_end(local, self.zone)
-        # Past a fall-back, every wall time before the repeat ends ran at its first occurrence.
-        wall = local.replace(tzinfo=None) + TICK if repeat_end is None else repeat_end
-        return self._instant(_step(self.cron, wall, forward=False))
-
-    def previous_slot(self, slot: datetime) -> datetime:
-        """The newest slot strictly before `slot`."""
-        return self.latest_slot(slot.astimezone(UTC) - TICK)
-
-    def next_slot(self, after: datetime) -> datetime:
-        """The first slot strictly after the aware instant `after`, in the schedule's zone."""
-        local = self._local(after)
-        repeat_end = _repeat_end(local, self.zone)
-        wall = local.replace(tzinfo=None) if repeat_end is None else repeat_end - TICK
-        return self._instant(_step(self.cron, wall, forward=True))
-
-    def next_slots(self, after: datetime, count: int) -> list[datetime]:
-        """The `count` slots strictly after `after`."""
-        slots = []
-        for _ in range(count):
-            after = self.next_slot(after)
-            slots.append(after)
-        return slots
-
-    def window_for(self, slot: datetime) -> Window:
-        """The window a run ending at `slot` covers, in real (elapsed) time.
-
-        A cron slot covers `[previous slot, slot)`, so consecutive windows tile time; a set
-        `window` reaches that far back; an ad-hoc (manual) slot covers as long as the cron
-        period that contains it.
-        """
-        end = slot.astimezone(UTC)
-        if self.window is not None:
-            start = end - self.window
-        else:
-            # In UTC: an aware datetime never equals one in another zone when its time is
-            # repeated, and subtracting two in the same zone takes their wall-clock difference.
-            latest = self.latest_slot(end).astimezone(UTC)
-            if latest == end:
-                start = self.previous_slot(latest).astimezone(UTC)
-            else:
-                start = end - (self.next_slot(latest).astimezone(UTC) - latest)
-        return Window(start.astimezone(self.zone), end.astimezone(self.zone), self.timezone)
-
-    @property
-    def jitter_offset(self) -> timedelta:
-        """A fixed delay in [0, jitter) derived from the name, the same in every process."""
-        if not self.jitter:
-            return timedelta(0)
-        digest = int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:8], "big")
-        micros = self.jitter // timedelta(microseconds=1)
-        return timedelta(microseconds=digest % micros)
-
-    def _local(self, moment: datetime) -> datetime:
-        """`moment` read in the zone; through UTC, since `astimezone` keeps a same-zone datetime
-        as it is, even a wall time that does not exist."""
-        return moment.astimezone(UTC).astimezone(self.zone)
-
-    def _instant(self, wall: datetime) -> datetime:
-        """When the wall-clock slot `wall` runs: the first of a repeated time, the end of a gap."""
-        first = wall.replace(tzinfo=self.zone)  # fold=0: the earlier reading of a repeated time
-        local = first.astimezone(UTC).astimezone(self.zone)
-        if local.replace(tzinfo=None) == wall:
-            return local
-        # In a gap, fold=0 reads `wall` with the offset from before it and fold=1 with the one
-        # after, which puts the jump between the two readings.
-        later = wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
-        return _transition(self.zone, later, first.astimezone(UTC))
+    def get(self, name: str) -> Schedule:
+        """The schedule called `name`; a broken file runs nothing, since beat would not run it."""
+        if self.errors:
+            raise ScheduleError("\n".join(self.errors))
+        schedule = self.schedules.get(name)
+        if schedule is None:
+            raise UnknownSchedule(f"{self.file} has no schedule named {name!r}")
+        return schedule
 
 
-@lru_cache(maxsize=65536)
-def _cron(expression: str) -> croniter:
-    """A parsed cron over naive (wall-clock) times; parsing costs more than one step."""
-    return croniter(expression, datetime(2000, 1, 1))
+class UnknownSchedule(ScheduleError):
+    """The file is valid and has no schedule of that name."""
 
 
-def _step(expression: str, wall: datetime, *, forward: bool) -> datetime:
-    """The cron's wall-clock time strictly after (or before) the naive `wall`."""
-    cron = copy.copy(_cron(expression))  # a croniter keeps its position: one copy per use
-    found: datetime = (cron.get_next if forward else cron.get_prev)(datetime, start_time=wall)
-    return found
+class SchedulesFile:
+    """The file, parsed again only when its stat (mtime, size, inode) and then its content
+    change: a `stat` costs microseconds, parsing YAML and crons milliseconds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stat: tuple[int, int, int] | None = NEVER_READ
+        self.digest: bytes | None = None
+        self.loaded = Loaded(str(path), {}, ("not read yet",))
+
+    def refresh(self) -> bool:
+        """Read the file if it changed; whether what it holds changed."""
+        try:
+            found = self.path.stat()
+            stat: tuple[int, int, int] | None = (found.st_mtime_ns, found.st_size, found.st_ino)
+        except OSError:
+            stat = None
+        if stat == self.stat:
+            return False
+        self.stat = stat
+        try:
+            digest: bytes | None = hashlib.sha256(self.path.read_bytes()).digest()
+        except OSError:
+            digest = None  # `validate` says why
+        if digest is not None and digest == self.digest:
+            return False  # touched, not changed
+        self.digest = digest
+        self.loaded = read(self.path)
+        return True
+
+    def read(self) -> Loaded:
+        """The file as it is now."""
+        self.refresh()
+        return self.loaded
 
 
-def _repeat_end(local: datetime, zone: ZoneInfo) -> datetime | None:
-    """For an instant in the second pass of a fall-back, the (naive) wall time the repeat ends."""
-    if local.fold == 0:
-        return None
-    before, after = local.replace(fold=0).utcoffset(), local.utcoffset()
-    if before is None or after is None or before == after:
-        return None
-    utc = local.astimezone(UTC)
-    change = _transition(zone, utc - (before - after), utc)
-    return (change.astimezone(UTC) + before).replace(tzinfo=None)
+@cache
+def schedules_file(path: Path) -> SchedulesFile:
+    """The process's reader of the file at `path`, shared by everything that runs in it."""
+    return SchedulesFile(path)
 
 
-def _transition(zone: ZoneInfo, before: datetime, after: datetime) -> datetime:
-    """The first instant in (before, after] with the offset `after` has: where the clocks jumped."""
-    offset = after.astimezone(zone).utcoffset()
-    low, high = math.floor(before.timestamp()), math.floor(after.timestamp())
-    while high - low > 1:  # tzdata changes offsets on whole seconds
-        middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, zone).utcoffset() == offset:
-            high = middle
-        else:
-            low = middle
-    return datetime.fromtimestamp(high, zone)
-
-
-def parse_slot(value: str, schedule: Schedule, what: str = "slot") -> datetime:
-    """An ISO-8601 instant with an offset, in the schedule's zone."""
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ScheduleError(f"{what} {value!r} is not an ISO-8601 date and time") from None
-    if moment.tzinfo is None:
-        raise ScheduleError(f"{what} {value!r} has no UTC offset")
-    return moment.astimezone(schedule.zone)
-
-
-def duration(value: Any, where: str) -> timedelta:
-    """`30s`, `15m`, `24h` or `7d` as a timedelta; raises `ScheduleError` naming `where`."""
-    found = _duration(value) if isinstance(value, str) else None
-    if found is None:
-        raise ScheduleError(f"{where}: {value!r} is not a duration like 30s, 15m, 24h or 7d")
-    return found
-
-
-def _duration(text: str) -> timedelta | None:
-    found = DURATION.fullmatch(text.strip())
-    if found is None:
-        return None
-    number, unit = found.groups()
-    return timedelta(**{UNITS[unit]: int(number)})
+def read(path: Path) -> Loaded:
+    """The file's schedules and its errors, as text."""
+    schedules, problems = validate(path)
+    return Loaded(str(path), schedules, tuple(str(problem) for problem in problems))
 
 
 def load(path: Path) -> dict[str, Schedule]:
     """Every schedule of the file by name; raises `ScheduleError` listing every problem."""
-    schedules, problems = validate(path)
-    if problems:
-        raise ScheduleError("\n".join(str(problem) for problem in problems))
-    return schedules
+    loaded = read(path)
+    if loaded.errors:
+        raise ScheduleError("\n".join(loaded.errors))
+    return loaded.schedules
 
 
 def validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
@@ -460,7 +366,7 @@ def _lasting(
     least: timedelta = timedelta(0), most: timedelta | None = None, why: str = ""
 ) -> Parser:
     """A parser of a duration from `least` to `most`; `why` explains the limits."""
-    limits = f"from {_shown_duration(least)}" + (f" to {_shown_duration(most)}" if most else "")
+    limits = f"from {format_duration(least)}" + (f" to {format_duration(most)}" if most else "")
     limits += why
 
     def parse(report: Report, node: yaml.Node, where: str) -> timedelta | None:
@@ -468,7 +374,7 @@ def _lasting(
             report(node, where, f"expected a duration like 30s, 15m, 24h or 7d, not {_shown(node)}")
             return None
         text = str(node.value)  # whatever YAML made of it (`90` is an int): the words say more
-        value = _duration(text)
+        value = parse_duration(text)
         if value is None:
             report(node, where, f"{text!r} is not a duration like 30s, 15m, 24h or 7d")
         elif value < least or (most is not None and value > most):
@@ -478,14 +384,6 @@ def _lasting(
         return None
 
     return parse
-
-
-def _shown_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _boolean(report: Report, node: yaml.Node, where: str) -> bool | None:
@@ -529,7 +427,7 @@ def _cron_problem(expression: str) -> str | None:
         return None
     # `#`, `L` and `W` days must match both day fields, which can never happen (`1 * 1#2`).
     try:
-        _step(expression, datetime(2000, 1, 1), forward=True)
+        step(expression, datetime(2000, 1, 1), forward=True)
     except CroniterBadDateError:
         return f"{expression!r} never fires: with #, L or W both day fields must match"
     return None
@@ -595,7 +493,7 @@ FIELDS: dict[str, Parser] = {
     "catchup": _lasting(),
     "timeout": _lasting(
         least=timedelta(seconds=1),
-        most=timedelta(seconds=MAX_TASK_SECONDS),
+        most=MAX_TIMEOUT,
         why=", the workers' hard limit for any task",
     ),
 }

@@ -1,44 +1,28 @@
 """A schedule's state as people see it: its next slots, its last slot and how that run ended.
 
 One report serves `GET /schedules`, `digests status` and `/digest schedules`. The caller reads
-the file (the web process caches it) and sends `queue_reads` in one Redis pipeline, sync or
+the file (`SchedulesFile`) and sends `queue_reads` in one Redis pipeline, sync or
 async; `report` puts the two together without I/O. `requested_slot` is the slot a trigger
 means, for `POST /triggers` and `digests trigger` alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 import redis
 
 from jobs import keys
 from jobs.connections import text
-from jobs.schedules import Schedule, ScheduleError, parse_slot, validate
+from jobs.digest.ledger import RunRecord
+from jobs.errors import ScheduleError
+from jobs.scheduling.file import Loaded
+from jobs.scheduling.slots import Schedule, instant, parse_slot
 
 NEXT_SLOTS = 3
 # Finished runs looked through for the last slot's record; manual runs may come in between.
 HISTORY_SCAN = 20
-# What a run's record shows outside: no destinations (addresses) and no figures.
-OUTCOME = ("run", "slot", "manual", "status", "reason", "error", "finished")
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """A schedules file as read: its schedules, and the errors that keep it from being used."""
-
-    schedules: dict[str, Schedule]
-    errors: tuple[str, ...] = ()
-
-
-def read_file(path: Path) -> Loaded:
-    """The file's schedules, or its error: a broken file is something to show, not a crash."""
-    schedules, problems = validate(path)
-    return Loaded(schedules, tuple(str(problem) for problem in problems))
 
 
 def requested_slot(schedule: Schedule, value: str | None, now: datetime) -> datetime:
@@ -49,7 +33,7 @@ def requested_slot(schedule: Schedule, value: str | None, now: datetime) -> date
         return current
     moment = parse_slot(value, schedule)
     slot = schedule.latest_slot(moment)
-    if slot.astimezone(UTC) != moment.astimezone(UTC):  # same-zone `!=` would ignore `fold`
+    if not schedule.is_slot(moment):
         raise ScheduleError(
             f"{value} is not a slot of {schedule.name} ({schedule.cron!r} in {schedule.timezone}):"
             f" the nearest are {slot.isoformat()} and {schedule.next_slot(moment).isoformat()}"
@@ -92,7 +76,7 @@ def report(loaded: Loaded, replies: list[Any], now: datetime) -> dict[str, Any]:
                 schedule,
                 None if last is None else text(last),
                 [text(slot) for slot in skipped],
-                [orjson.loads(record) for record in history],
+                [RunRecord.from_json(record) for record in history],
                 now,
             )
         )
@@ -110,7 +94,7 @@ def schedule_status(
     schedule: Schedule,
     last_slot: str | None,
     skipped: list[str],
-    history: list[dict[str, Any]],
+    history: list[RunRecord],
     now: datetime,
 ) -> dict[str, Any]:
     # A disabled schedule has no next run; showing its cron's slots would say otherwise.
@@ -130,14 +114,14 @@ def schedule_status(
     }
 
 
-def last_run(history: list[dict[str, Any]], last_slot: str | None) -> dict[str, Any] | None:
+def last_run(history: list[RunRecord], last_slot: str | None) -> dict[str, Any] | None:
     """The outcome of the last slot's run when it has finished, else of the newest run."""
     wanted = instant(last_slot)
     record = next(
-        (r for r in history if wanted is not None and instant(r.get("slot")) == wanted),
+        (r for r in history if wanted is not None and instant(r.slot) == wanted),
         history[0] if history else None,
     )
-    return None if record is None else {k: record[k] for k in OUTCOME if k in record}
+    return None if record is None else record.outcome()
 
 
 def outcome(row: dict[str, Any]) -> str:
@@ -148,14 +132,3 @@ def outcome(row: dict[str, Any]) -> str:
     why = run.get("error") or run.get("reason")
     kind = "manual run " if run.get("manual") else ""
     return f"{kind}{run['status']} ({run['slot']})" + (f": {why}" if why else "")
-
-
-def instant(value: object) -> datetime | None:
-    """An ISO-8601 time with offset; beat and the ledger may spell one instant differently."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None

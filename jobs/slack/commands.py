@@ -1,38 +1,28 @@
-"""The `/digest` slash command: its usage, and the worker side of its subcommands."""
+"""The worker side of the `/digest` subcommands: what each one does, and the reply it sends."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 
-from jobs import status
+from jobs import queue
 from jobs.config import Settings
 from jobs.digest import on_demand
-from jobs.digest.render import escape
-from jobs.schedules import ScheduleError, load
+from jobs.errors import ScheduleError
+from jobs.scheduling import status
+from jobs.scheduling.file import UnknownSchedule, schedules_file
+from jobs.slack.mrkdwn import escape
+from jobs.slack.slash import USAGE, SlashCommand, split
 
 logger = logging.getLogger(__name__)
 
-USAGE = "\n".join(
-    [
-        "*Slack Digests*: scheduled digests of channel activity.",
-        "`/digest now [#channel] [7d]`: a digest of this channel (or #channel) for the last "
-        "7 days (or 24h, 30d…), posted here.",
-        "`/digest schedules`: each schedule's next slot and how its last run ended.",
-        "`/digest run NAME`: run schedule NAME now, a manual run whose window ends now.",
-        "`/digest help`: this message.",
-    ]
-)
-
-Command = dict[str, Any]
-Action = Callable[[Command, list[str], Settings, redis.Redis], str]
+Action = Callable[[SlashCommand, list[str], Settings, redis.Redis], str]
 
 
-def now(command: Command, args: list[str], settings: Settings, client: redis.Redis) -> str:
+def now(command: SlashCommand, args: list[str], settings: Settings, client: redis.Redis) -> str:
     return on_demand.answer(
         settings,
         client,
@@ -42,9 +32,12 @@ def now(command: Command, args: list[str], settings: Settings, client: redis.Red
     ).text
 
 
-def schedules(command: Command, args: list[str], settings: Settings, client: redis.Redis) -> str:
+def schedules(
+    command: SlashCommand, args: list[str], settings: Settings, client: redis.Redis
+) -> str:
     """What `GET /schedules` shows, in brief: a schedule a line, then the file's errors."""
-    shown = status.read(client, status.read_file(settings.schedules_file), datetime.now(UTC))
+    loaded = schedules_file(settings.schedules_file).read()
+    shown = status.read(client, loaded, datetime.now(UTC))
     lines = ["*Schedules*"] if shown["schedules"] else ["There are no schedules."]
     for row in shown["schedules"]:
         upcoming = f"next {row['next'][0]['local']}" if row["next"] else "disabled"
@@ -55,26 +48,25 @@ def schedules(command: Command, args: list[str], settings: Settings, client: red
     return "\n".join(lines + [f":warning: {escape(error)}" for error in shown["errors"]])
 
 
-def run(command: Command, args: list[str], settings: Settings, client: redis.Redis) -> str:
+def run(command: SlashCommand, args: list[str], settings: Settings, client: redis.Redis) -> str:
     """Queue a manual run and say so; the run itself may take minutes, so no waiting here."""
-    from jobs.tasks import enqueue_run  # jobs.tasks imports this module
-
     if len(args) != 1:
         return "Which schedule? `/digest run NAME`; `/digest schedules` lists them."
     try:
-        schedule = load(settings.schedules_file).get(args[0])
+        schedule = schedules_file(settings.schedules_file).read().get(args[0])
+    except UnknownSchedule:
+        return f"No run: there is no schedule named `{escape(args[0])}`; see `/digest schedules`."
     except ScheduleError as error:
         return f"No run: the schedules file does not load: {escape(str(error))}"
-    if schedule is None:
-        return f"No run: there is no schedule named `{escape(args[0])}`; see `/digest schedules`."
     if not schedule.enabled:
         return f"No run: `{schedule.name}` is disabled."
     slot = datetime.now(schedule.zone)
-    result = enqueue_run(schedule, slot)
-    progress = f" Progress: {settings.public_url}tasks/{result.id}" if settings.public_url else ""
+    run = queue.Run(schedule.name, slot, manual=True)
+    task_id = queue.enqueue(client, queue.run_job(schedule, run)).task_id
+    progress = f" Progress: {settings.public_url}tasks/{task_id}" if settings.public_url else ""
     return (
         f"Started {schedule.name}: a manual run of the window ending {slot:%Y-%m-%d %H:%M %Z}"
-        f" (task `{result.id}`).{progress}"
+        f" (task `{task_id}`).{progress}"
     )
 
 
@@ -82,18 +74,7 @@ def run(command: Command, args: list[str], settings: Settings, client: redis.Red
 SUBCOMMANDS: dict[str, Action] = {"now": now, "schedules": schedules, "run": run}
 
 
-def split(text: str) -> tuple[str, list[str]]:
-    """The subcommand, lower-cased, and its arguments."""
-    words = text.split()
-    return (words[0].lower(), words[1:]) if words else ("", [])
-
-
-def is_immediate(text: str) -> bool:
-    """Help is answered in the request itself; everything else goes to a worker."""
-    return split(text)[0] in ("", "help")
-
-
-def reply(command: Command, settings: Settings, client: redis.Redis) -> str:
+def reply(command: SlashCommand, settings: Settings, client: redis.Redis) -> str:
     """What the worker answers to a queued subcommand."""
     name, args = split(str(command.get("text", "")))
     action = SUBCOMMANDS.get(name)

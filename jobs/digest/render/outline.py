@@ -1,36 +1,23 @@
-"""Render: a digest as Slack Block Kit messages, from an outline the email templates share.
+"""The outline: what a digest shows, in order, as plain text, for Slack and email alike.
 
-Users' Slack text is turned into plain text (`plain`) before anything shows it, and escaped for
-each output, so a digest can neither ping `@channel` nor carry a link a user forged. What does
-not fit Slack's limits continues in further messages (thread replies); nothing is cut.
+Users' Slack text is made plain (`mrkdwn.plain`) here, once; each output escapes it its own way.
 """
 
 from __future__ import annotations
 
-import html
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from jobs.digest.model import ChannelDigest, Digest, Post, Stats, Window
+from jobs.slack.mrkdwn import plain
 
-MAX_BLOCKS = 50
-MAX_SECTION = 3_000
-MAX_HEADER = 150
-# Slack refuses messages near 13k characters of block text (`msg_blocks_too_long`).
-MAX_MESSAGE = 12_000
-# Bounds on one line, so that any single line, escaped, fits in a section.
+# Bounds on one line, so that any single line, escaped, fits in a Slack section.
 MAX_LABEL = 300
 MAX_NAME = 80
 PER_LINE = 5  # members named on one line
 DASH = "\N{EN DASH}"
-
-MARKUP = re.compile(r"<([^<>]*)>|&(amp|lt|gt);")
-ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
-BROADCASTS = frozenset({"channel", "here", "everyone"})
 
 FIGURES = {
     "messages": "Messages",
@@ -50,51 +37,9 @@ TITLES = {
     "members": "Members",
 }
 
-Block = dict[str, Any]
-
-
-# Plain text from Slack's markup: shared by every output.
-
-
-def plain(text: str, names: Mapping[str, str]) -> str:
-    """Slack mrkdwn as one line of readable text: mentions named, links spelled out, none live."""
-
-    def token(match: re.Match[str]) -> str:
-        content, entity = match.groups()
-        return ENTITIES[entity] if entity else markup(content, names)
-
-    return " ".join(MARKUP.sub(token, text).split())
-
-
-def markup(content: str, names: Mapping[str, str]) -> str:
-    """One `<…>` of Slack markup as the words it shows."""
-    target, _, label = (unescape(part) for part in content.partition("|"))
-    kind, rest = target[:1], target[1:]
-    if kind == "@":
-        return "@" + (names.get(rest) or label or rest)
-    if kind == "#":
-        return "#" + (names.get(rest) or label or rest)
-    if kind == "!":
-        return "@" + rest if rest in BROADCASTS else label or "@" + rest.partition("^")[0]
-    if ":" in target:
-        return f"{label} ({target})" if label and label != target else target
-    return f"<{unescape(content)}>"
-
-
-def unescape(text: str) -> str:
-    return MARKUP.sub(lambda m: ENTITIES[m[2]] if m[2] else m[0], text)
-
-
-def escape(text: str) -> str:
-    """Plain text made inert in Slack mrkdwn: `&`, `<` and `>` as Slack's entities."""
-    return html.escape(text, quote=False)
-
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-# The outline: what a digest shows, as plain text, for Slack and email alike.
 
 
 @dataclass(frozen=True)
@@ -142,7 +87,7 @@ class Outline:
 def outline(digest: Digest, names: Mapping[str, str]) -> Outline:
     """What the digest shows, in order, with every user's text already plain."""
     return Outline(
-        title=f"{digest.schedule} digest",
+        title=digest.title,
         dates=dates(digest.window),
         window=window_text(digest.window),
         figures=figures(digest.totals, digest.previous),
@@ -301,111 +246,3 @@ ITEMS: dict[str, Callable[[ChannelDigest, Mapping[str, str]], tuple[Item, ...]]]
     "links": links,
     "members": members,
 }
-
-
-# Slack Block Kit.
-
-
-@dataclass(frozen=True)
-class SlackMessage:
-    text: str
-    blocks: list[dict[str, Any]]
-
-
-def slack_messages(digest: Digest, names: Mapping[str, str]) -> list[SlackMessage]:
-    """The digest post, then as many thread replies as Slack's limits need; nothing is cut."""
-    shown = outline(digest, names)
-    pages = paginate(units(shown), shown.title)
-    return [
-        SlackMessage(escape(fallback(shown, part, len(pages))), blocks)
-        for part, blocks in enumerate(pages)
-    ]
-
-
-def fallback(shown: Outline, part: int, parts: int) -> str:
-    if part == 0:
-        return shown.summary
-    return f"{shown.title}, {shown.dates} (continued, part {part + 1} of {parts})"
-
-
-# A unit is blocks that go in one message, and the channel it continues (none for a new start).
-Unit = tuple[str | None, list[Block]]
-
-
-def units(shown: Outline) -> Iterator[Unit]:
-    yield None, intro(shown)
-    for channel in shown.channels:
-        heading = [{"type": "divider"}, mrkdwn(f"*{escape(channel.name)}*")]
-        texts = [text for section in channel.sections for text in section_texts(section)]
-        yield None, [*heading, mrkdwn(texts[0])]
-        for text in texts[1:]:
-            yield channel.name, [mrkdwn(text)]
-
-
-def intro(shown: Outline) -> list[Block]:
-    header = {"type": "header", "text": plain_text(clip(shown.title, MAX_HEADER))}
-    context = {"type": "context", "elements": [mrkdwn_text(escape(shown.window))]}
-    fields = [mrkdwn_text(f"*{f.label}:* {escape(f.value)}") for f in shown.figures]
-    stats = {"type": "section", "fields": fields} if fields else mrkdwn("No activity from people.")
-    return [header, context, stats]
-
-
-def section_texts(section: Section) -> list[str]:
-    """The section as mrkdwn texts of at most `MAX_SECTION` characters, split between lines."""
-    title = f"*{escape(section.title)}*"
-    texts, text = [], title
-    for line in map(bullet, section.items):
-        if len(text) + 1 + len(line) > MAX_SECTION:
-            texts.append(text)
-            text = f"{title} (continued)"
-        text += "\n" + line
-    return [*texts, text]
-
-
-def bullet(item: Item) -> str:
-    label = escape(item.label)
-    if item.url:
-        label = f"<{escape(item.url)}|{label}>"
-    return f"• {label} — {escape(item.detail)}" if item.detail else f"• {label}"
-
-
-def paginate(units: Iterator[Unit], title: str) -> list[list[Block]]:
-    """Units packed into messages within the block and character limits."""
-    pages: list[list[Block]] = []
-    page: list[Block] = []
-    size = 0
-    for continues, blocks in units:
-        needed = text_size(blocks)
-        if page and (len(page) + len(blocks) > MAX_BLOCKS or size + needed > MAX_MESSAGE):
-            pages.append(page)
-            note = f"_{escape(title)}, continued_" + (
-                f" · *{escape(continues)}*" if continues else ""
-            )
-            page = [{"type": "context", "elements": [mrkdwn_text(note)]}]
-            size = text_size(page)
-        page.extend(blocks)
-        size += needed
-    return [*pages, page]
-
-
-def text_size(blocks: list[Block]) -> int:
-    """Characters of text in the blocks, as Slack counts toward a message's limit."""
-    texts = (
-        part["text"]
-        for block in blocks
-        for part in (block.get("text"), *block.get("fields", ()), *block.get("elements", ()))
-        if part
-    )
-    return sum(len(text) for text in texts)
-
-
-def mrkdwn(text: str) -> Block:
-    return {"type": "section", "text": mrkdwn_text(text)}
-
-
-def mrkdwn_text(text: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": text}
-
-
-def plain_text(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}

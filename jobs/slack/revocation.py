@@ -9,10 +9,7 @@ import redis
 
 from jobs import keys
 from jobs.connections import text
-
-
-class TokenRevoked(RuntimeError):
-    """Slack revoked the bot token or the app was uninstalled; deliveries must not post."""
+from jobs.errors import TokenRevoked
 
 
 def fingerprint(token: str) -> str:

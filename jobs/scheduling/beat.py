@@ -8,7 +8,7 @@ wait and take over within a lock TTL of its death.
 - **Lock.** `BEAT_LEADER` holds the leader's id with a TTL of `LOCK_INTERVALS` ticks, renewed
   every tick by a Lua script that renews only our own id, or takes the lock when it is free. A
   beat enqueues only within half a TTL of a renewal that succeeded, so it stops before any other
-  beat can take over; every write of beat state is fenced by the same check in Lua. What remains
+  beat can take over; every write of beat state is fenced by the lock. What remains
   is a pause of more than half a TTL between that check and the publish (a frozen VM): then two
   beats may both publish one slot, and the slot's `enqueued` key and the worker's claim (SET NX)
   still run it once.
@@ -20,13 +20,12 @@ wait and take over within a lock TTL of its death.
   that, beat was down: the newest missed slot runs once if within the schedule's `catchup`, and
   the older ones are recorded in `skipped`, found walking back from the newest so that a
   per-second cron after a long outage costs no more than `SKIPPED_LENGTH` steps.
-- **Reload.** The file is checked every tick (its stat, then its content); an invalid version
-  keeps the last good schedules running, and its errors are logged and kept in `BEAT_ERRORS`.
+- **Reload.** The file is checked every tick (`SchedulesFile`); an invalid version keeps the
+  last good schedules running, and its errors are logged and kept in `BEAT_ERRORS`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import logging
 import os
@@ -36,6 +35,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import celery.beat
@@ -43,54 +43,21 @@ import orjson
 import redis
 from kombu.exceptions import OperationalError
 
-from jobs import keys, schedules
+from jobs import keys, queue
 from jobs.config import get_settings
-from jobs.connections import text
-from jobs.schedules import Schedule, ScheduleError
-from jobs.status import instant
-from jobs.tasks import enqueue_run, redis_client
+from jobs.connections import shared_redis, text
+from jobs.scheduling.file import SchedulesFile
+from jobs.scheduling.lease import TAKEN, WRITE_BATCH, LeaderLock, RedisCommand
+from jobs.scheduling.slots import Schedule, instant
 
 logger = logging.getLogger(__name__)
 
 # The lock outlives this many missed renewals (ticks); with the default tick, 10 s.
 LOCK_INTERVALS = 10
-# Fenced writes per Lua call, so one call never blocks Redis for long.
-WRITE_BATCH = 500
 # Policies under which Redis never evicts a key. `volatile-*` would spare beat's own state (no
 # TTL) but may evict the slot claims and `enqueued` keys that make a slot run once.
 SAFE_POLICIES = ("noeviction",)
 
-# KEYS[1] the lock; ARGV our id and the TTL in ms.
-# Returns {1} renewed, {2} taken (it was free), or {0, its ms left} when another beat holds it.
-LEAD = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1}
-end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {2}
-end
-return {0, redis.call('PTTL', KEYS[1])}
-"""
-# KEYS[1] the lock; ARGV our id, then each command as its word count and its words.
-# Runs the commands only while the lock is ours: 1 if it ran them, 0 if not.
-FENCED = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local i = 2
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
-end
-return 1
-"""
-RENEWED, TAKEN = 1, 2
-# No file has this stat (mtime, size, inode): the first tick always reads the file.
-NEVER_READ = (-1, -1, -1)
-
-Command = tuple[str, ...]
 # A slot waiting in the heap: when it fires (epoch seconds, jitter included), whose, which.
 Entry = tuple[float, str, datetime]
 
@@ -153,30 +120,19 @@ def check_eviction_policy(client: redis.Redis) -> None:
         )
 
 
-def words(commands: Sequence[Command]) -> list[str]:
-    """Commands as `FENCED` reads them: each one's word count, then its words."""
-    flat: list[str] = []
-    for command in commands:
-        flat.append(str(len(command)))
-        flat.extend(command)
-    return flat
-
-
 class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no type hints
     """The beat scheduler for `schedules.yaml`; `jobs.celery` makes it `celery beat`'s default."""
 
     max_interval = 1.0  # so that lock renewal, reloads and lateness stay within a second
 
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
-        self.path = get_settings().schedules_file
+        self.file = SchedulesFile(get_settings().schedules_file)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.schedules: dict[str, Schedule] = {}
         self.errors: list[str] = []
         self.errors_since: str | None = None
-        self.file_stat: tuple[int, int, int] | None = NEVER_READ
-        self.file_digest: bytes | None = None
         self.heap: list[Entry] = []
-        self.pending: list[Command] = []  # fenced writes not yet sent
+        self.pending: list[RedisCommand] = []  # fenced writes not yet sent
         self.leading: bool | None = None  # None until the first tick
         self.lease_until = 0.0
         self.standby_wait = 0.0
@@ -188,19 +144,21 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
 
     @property
     def client(self) -> redis.Redis:
-        return redis_client()
+        return shared_redis()
+
+    @cached_property
+    def lock(self) -> LeaderLock:
+        return LeaderLock(self.client, keys.BEAT_LEADER, self.id, self.lock_ttl)
 
     @property
     def info(self) -> str:
         lock = f"{keys.BEAT_LEADER} ({self.lock_ttl:g}s TTL)"
-        return f"    . schedules -> {self.path}\n    . leader lock -> {lock}"
+        return f"    . schedules -> {self.file.path}\n    . leader lock -> {lock}"
 
     def setup_schedule(self) -> None:
         """Check Redis can be trusted with the state; the file is read at the first tick, once
         `beat_init` has set up Sentry to report its errors."""
         check_eviction_policy(self.client)
-        self.lead_script = self.client.register_script(LEAD)
-        self.fenced_script = self.client.register_script(FENCED)
 
     def now(self) -> datetime:
         """The time; a method of its own so that a simulation (`bench/schedules.py`) can set it."""
@@ -208,7 +166,7 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
 
     def enqueue(self, schedule: Schedule, slot: datetime) -> None:
         """Queue the slot's run, once per slot however often asked (its `enqueued` key)."""
-        enqueue_run(schedule, slot)
+        queue.enqueue(self.client, queue.run_job(schedule, queue.Run(schedule.name, slot)))
 
     def tick(self) -> float:
         """Reload if the file changed, lead or wait, run what is due; the seconds to sleep."""
@@ -227,51 +185,38 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
 
     def reload(self) -> bool:
         """Read the file if it changed; whether what beat runs, or the errors, changed."""
-        try:
-            found = self.path.stat()
-            stat: tuple[int, int, int] | None = (found.st_mtime_ns, found.st_size, found.st_ino)
-        except OSError:
-            stat = None
-        if stat == self.file_stat:
+        if not self.file.refresh():
             return False
-        self.file_stat = stat
-        try:
-            digest: bytes | None = hashlib.sha256(self.path.read_bytes()).digest()
-        except OSError:
-            digest = None  # `load` says why
-        if digest is not None and digest == self.file_digest:
-            return False  # touched, not changed
-        self.file_digest = digest
-        try:
-            self.schedules = schedules.load(self.path)
-        except ScheduleError as error:
-            self.errors = str(error).splitlines()
+        loaded, path = self.file.loaded, self.file.path
+        if loaded.errors:
+            self.errors = list(loaded.errors)
             self.errors_since = self.now().isoformat()
             running = f"the last good {len(self.schedules)}" if self.schedules else "no"
-            logger.error("%s is not valid; beat runs %s schedules:\n%s", self.path, running, error)
+            shown = "\n".join(loaded.errors)
+            logger.error("%s is not valid; beat runs %s schedules:\n%s", path, running, shown)
             return True
         if self.errors:
-            logger.info("%s is valid again", self.path)
+            logger.info("%s is valid again", path)
+        self.schedules = loaded.schedules
         self.errors, self.errors_since = [], None
-        logger.info("beat runs %d schedules from %s", len(self.schedules), self.path)
+        logger.info("beat runs %d schedules from %s", len(self.schedules), path)
         return True
 
     def lead(self) -> bool:
         """Renew the lock, or take it when free; a new term plans from Redis."""
         sent = time.monotonic()
-        status, *rest = self.lead_script([keys.BEAT_LEADER], [self.id, int(self.lock_ttl * 1000)])
-        if status not in (RENEWED, TAKEN):
+        renewal = self.lock.renew()
+        if not renewal.ours:
             if self.leading:
                 logger.warning("beat %s lost the leader lock; standing by", self.id)
             elif self.leading is None:
                 logger.info("beat %s stands by: another beat leads", self.id)
             self.leading = False
             # Wake when the leader's lock would lapse; a lock without a TTL is polled.
-            left = int(rest[0])
-            self.standby_wait = left / 1000 if left > 0 else float(self.max_interval)
+            self.standby_wait = renewal.left or float(self.max_interval)
             return False
         self.lease_until = sent + self.lock_ttl / 2
-        if status == TAKEN or not self.leading:
+        if renewal.status == TAKEN or not self.leading:
             logger.info("beat %s leads", self.id)
             self.leading = True
             self.plan()
@@ -285,7 +230,7 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
             text(name): text(value) for name, value in self.client.hgetall(keys.BEAT_CRONS).items()
         }
         cursors = self.client.mget([keys.last_slot(s.name) for s in running]) if running else []
-        writes: list[Command] = []
+        writes: list[RedisCommand] = []
         heap: list[Entry] = []
         for schedule, cursor in zip(running, cursors, strict=True):
             same = counted.get(schedule.name) == basis(schedule)
@@ -364,16 +309,13 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
         pending, self.pending = self.pending, []
         self.write(pending)
 
-    def write(self, commands: Sequence[Command]) -> None:
+    def write(self, commands: Sequence[RedisCommand]) -> None:
         """Apply beat's writes only while the lock is ours; a deposed beat writes nothing."""
-        for start in range(0, len(commands), WRITE_BATCH):
-            batch = words(commands[start : start + WRITE_BATCH])
-            if not self.fenced_script([keys.BEAT_LEADER], [self.id, *batch]):
-                if self.leading:
-                    logger.warning("beat %s lost the leader lock; standing by", self.id)
-                self.leading = False
-                self.lease_until = 0.0
-                return
+        if not self.lock.write(commands):
+            if self.leading:
+                logger.warning("beat %s lost the leader lock; standing by", self.id)
+            self.leading = False
+            self.lease_until = 0.0
 
     def close(self) -> None:
         """Hand the lock over at once on a clean exit, rather than after its TTL."""
@@ -381,9 +323,7 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
             try:
                 # SIGTERM may land in the middle of `fire_due`: record what it enqueued first.
                 self.flush()
-                self.fenced_script(
-                    [keys.BEAT_LEADER], [self.id, *words([("DEL", keys.BEAT_LEADER)])]
-                )
+                self.lock.release()
                 self.leading = False
             except redis.RedisError as error:
                 logger.warning("beat could not release the leader lock (%s)", error)

@@ -16,9 +16,9 @@ from urllib.parse import quote, urlencode
 import css_inline
 import jinja2
 
-from jobs import unsubscribe
+from jobs.digest import unsubscribe
 from jobs.digest.model import Digest
-from jobs.digest.render import outline
+from jobs.digest.render.outline import outline
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("jobs", "templates"),
@@ -37,6 +37,7 @@ def email_message(
     digest: Digest,
     names: Mapping[str, str],
     *,
+    schedule: str,
     sender: str,
     recipient: str,
     run_id: str,
@@ -44,9 +45,10 @@ def email_message(
     link_key: bytes,
     now: datetime,
 ) -> EmailMessage:
-    """One recipient's `multipart/alternative` digest mail, with its unsubscribe headers."""
+    """One recipient's `multipart/alternative` digest mail, with its unsubscribe headers (for
+    `schedule`, the name deliveries check unsubscribing against)."""
     shown = outline(digest, names)
-    link = unsubscribe_link(digest.schedule, sender, recipient, public_url, link_key)
+    link = unsubscribe_link(schedule, sender, recipient, public_url, link_key)
     message = EmailMessage()
     message["Subject"] = f"{shown.title}: {shown.dates}"
     message["From"] = sender

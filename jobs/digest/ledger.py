@@ -8,8 +8,7 @@ a retry never delivers anything twice.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import orjson
@@ -23,9 +22,65 @@ CHECKPOINT = "checkpoint"
 RECORD = "record"
 
 
-def run_id(schedule: str, slot: datetime) -> str:
-    """A run's name: its schedule and slot, the wall-clock time with its offset."""
-    return f"{schedule}@{slot.isoformat()}"
+# What a run's record shows outside: no destinations (addresses) and no figures.
+OUTCOME = ("run", "slot", "manual", "status", "reason", "error", "finished")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """How a run ended, as its ledger, the schedule's history and the task's result keep it."""
+
+    run: str
+    schedule: str
+    slot: str  # ISO-8601 with offset
+    manual: bool
+    status: str  # delivered, partial, failed or skipped
+    started: float  # epoch seconds
+    finished: float
+    reason: str | None = None  # why it was skipped
+    error: str | None = None
+    window: tuple[str, str] | None = None  # ISO-8601 start and end
+    totals: dict[str, int] | None = None  # the headline figures
+    destinations: dict[str, str] | None = None  # each destination's outcome
+    timings: dict[str, float] | None = None  # seconds per stage
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as JSON keeps it; fields without a value are left out."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        values = {name: value for name, value in data.items() if name in known}
+        if values.get("window") is not None:
+            values["window"] = tuple(values["window"])
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> RunRecord:
+        return cls.from_dict(orjson.loads(raw))
+
+    def outcome(self) -> dict[str, Any]:
+        """What the record shows outside (status pages, `/digest schedules`): no addresses and
+        no figures."""
+        shown = self.as_dict()
+        return {name: shown[name] for name in OUTCOME if name in shown}
+
+    @property
+    def succeeded(self) -> bool:
+        """Delivered, or had nothing to deliver."""
+        return self.status in ("delivered", "skipped")
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Another task owns the run: this one did nothing."""
+
+    run: str
+    owner: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "status": "duplicate", "owner": self.owner}
 
 
 @dataclass(frozen=True)
@@ -80,14 +135,15 @@ class Ledger:
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         self.put(CHECKPOINT, orjson.dumps(state).decode())
 
-    def record(self) -> dict[str, Any] | None:
+    def record(self) -> RunRecord | None:
         """The run's final record, once it has one."""
         raw = self.get(RECORD)
-        return None if raw is None else dict(orjson.loads(raw))
+        return None if raw is None else RunRecord.from_json(raw)
 
-    def finish(self, schedule: str, record: dict[str, Any]) -> None:
+    def finish(self, record: RunRecord) -> None:
         """Keep the final record on the run and at the head of the schedule's history."""
-        data = orjson.dumps(record)
+        schedule = record.schedule
+        data = orjson.dumps(record.as_dict())
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(self.key, RECORD, data)
             pipe.hdel(self.key, CHECKPOINT)
@@ -97,16 +153,16 @@ class Ledger:
             pipe.execute()
 
 
-def history(client: redis.Redis, schedule: str, count: int = 20) -> list[dict[str, Any]]:
+def history(client: redis.Redis, schedule: str, count: int = 20) -> list[RunRecord]:
     """The schedule's latest finished runs, newest first."""
     rows = client.lrange(keys.history(schedule), 0, count - 1)
-    return [dict(orjson.loads(row)) for row in rows]
+    return [RunRecord.from_json(row) for row in rows]
 
 
 def previous_totals(client: redis.Redis, schedule: str) -> Stats | None:
-    """The figures of the schedule's last run that counted anything, for the change."""
+    """The figures of the schedule's last scheduled run that counted anything, for the change."""
     for record in history(client, schedule):
-        totals = record.get("totals")
-        if isinstance(totals, dict) and not record.get("manual"):
+        if record.totals is not None and not record.manual:
+            totals = record.totals
             return Stats(**{k: int(v) for k, v in totals.items() if k in Stats.__annotations__})
     return None

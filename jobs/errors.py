@@ -1,0 +1,44 @@
+"""Every error the service raises on purpose, sorted by what a caller does about it.
+
+A task retries a `RetryableError` (after `retry_after` when it is `RateLimited`) and records a
+`PermanentError` as the run's failure; either message is written for a person to act on.
+"""
+
+from __future__ import annotations
+
+
+class DigestsError(Exception):
+    """Something the service knows how to explain; the message says what went wrong."""
+
+
+class PermanentError(DigestsError):
+    """Retrying cannot help; the message says what a person can do about it."""
+
+
+class RetryableError(DigestsError):
+    """It may pass: a Slack outage, a timeout, a dropped connection, an SMTP 4xx."""
+
+
+class RateLimited(RetryableError):
+    """Slack answered 429; the work resumes after `retry_after` seconds."""
+
+    def __init__(self, method: str, retry_after: float) -> None:
+        super().__init__(f"Slack rate-limited {method}; retry after {retry_after:g}s")
+        self.retry_after = retry_after
+
+
+class ConfigError(PermanentError):
+    """An environment variable holds a value the service cannot use."""
+
+
+class ScheduleError(PermanentError):
+    """The schedules file, or a slot or schedule asked for, cannot be used; the message says
+    where (file, line and field) and what would be valid."""
+
+
+class TokenRevoked(PermanentError):
+    """Slack revoked the bot token or the app was uninstalled; deliveries must not post."""
+
+
+class MailDeferred(RetryableError):
+    """Some recipients' servers answered 4xx; the task retries them, and only them."""

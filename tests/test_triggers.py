@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 from jobs import keys
 from jobs.config import Settings
 from jobs.schedules import Schedule, load
-from sandbox.slack_api import SlackSimulator
+from sandbox.slack import SlackSimulator
 from sandbox.workspace import generate
 from tests.conftest import ROOT, Worker, environment, wait_for_state
 from tests.http_sink import HttpSink

@@ -38,7 +38,7 @@ from jobs.queue import Run
 from jobs.scheduling.slots import Schedule
 from sandbox.redis_server import RedisServer, free_port
 from sandbox.server import HOST
-from sandbox.slack_api import SlackSimulator
+from sandbox.slack import SlackSimulator
 from sandbox.workspace import BOT_TOKEN, DEMO_END, big_channel
 
 ROOT = Path(__file__).resolve().parent.parent

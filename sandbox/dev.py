@@ -218,7 +218,7 @@ def start_sandbox(stack: Stack, sandbox: Sandbox, env: Mapping[str, str]) -> Non
     say("starting the Slack simulator with the demo workspace (a week of history up to now)")
     slack = stack.spawn(
         "the Slack simulator",
-        [sys.executable, "-m", "sandbox.slack_api", "--port", str(sandbox.slack_port)],
+        [sys.executable, "-m", "sandbox.slack", "--port", str(sandbox.slack_port)],
         env,
     )
     stack.wait_for(

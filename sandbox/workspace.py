@@ -210,7 +210,7 @@ class Builder:
             members = self.members(template[0])
             channel = self.channel(template, members)
             channels.append(channel)
-            history, threads = Channel(self, members).fill(per_channel)
+            history, threads = HistoryGenerator(self, members).fill(per_channel)
             messages[channel["id"]] = history
             replies.update({(channel["id"], ts): thread for ts, thread in threads.items()})
         return Workspace(
@@ -353,7 +353,7 @@ def summarize_thread(parent: Message, replies: list[Message]) -> None:
     )
 
 
-class Channel:
+class HistoryGenerator:
     """One channel's history and threads, drawn in time order so replies follow their parents."""
 
     def __init__(self, builder: Builder, members: list[str]) -> None:

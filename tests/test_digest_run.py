@@ -18,7 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from jobs.config import Settings
-from sandbox.slack_api import SlackSimulator
+from sandbox.slack import SlackSimulator
 from sandbox.smtp_sink import SmtpSink
 from sandbox.workspace import Workspace, generate
 from tests.conftest import ROOT, Worker, environment, wait_until

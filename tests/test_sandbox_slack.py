@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from sandbox.slack_api import SlackSimulator
+from sandbox.slack import SlackSimulator
 from sandbox.workspace import DEMO_END, DEMO_START, big_channel, generate, ts_micros
 
 

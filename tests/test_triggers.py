@@ -25,7 +25,7 @@ from jobs import keys
 from jobs.config import Settings
 from jobs.scheduling.file import load
 from jobs.scheduling.slots import Schedule
-from sandbox.slack_api import SlackSimulator
+from sandbox.slack import SlackSimulator
 from sandbox.workspace import generate
 from tests.conftest import ROOT, Worker, environment, wait_for_state
 from tests.http_sink import HttpSink

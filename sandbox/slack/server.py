@@ -1,0 +1,232 @@
+"""The Web API methods served over real HTTP, with switches for what real Slack does to clients
+(429s, 5xx, slow answers), set from Python or over HTTP by other processes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sandbox.server import BackgroundServer
+from sandbox.service import Service
+from sandbox.slack.arguments import Args, SlackError
+from sandbox.slack.methods import Slack
+from sandbox.workspace import Workspace, generate
+
+
+@dataclass
+class Fault:
+    """What some calls of a method get instead of an answer: a delay, then maybe an HTTP error
+    (429 with Retry-After, or a 5xx). It hits every `every`th call, `times` more times (None: until
+    cleared)."""
+
+    status: int | None
+    delay: float = 0.0
+    every: int = 1
+    times: int | None = None
+    retry_after: int = 1
+    after: bool = False  # delay the answer after the call took effect, not before
+    seen: int = 0
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or (self.times is not None and self.times < 0) or self.delay < 0:
+            raise ValueError(f"a fault needs every >= 1, times >= 0 and delay >= 0: {self}")
+
+    def hits(self) -> bool:
+        if self.times == 0:
+            return False
+        self.seen += 1
+        if self.seen % self.every:
+            return False
+        if self.times is not None:
+            self.times -= 1
+        return True
+
+
+class SlackSimulator(Service):
+    """The simulator served on a loopback port while the `with` block lasts.
+
+    `url` is what `SLACK_API_URL` should be; `posted` records every `chat.postMessage` (its
+    arguments with the `channel_id` and `ts` it got); `calls` counts requests per method. The
+    fault switches are also under `/sandbox/` over HTTP, for other processes.
+    """
+
+    def __init__(self, workspace: Workspace | None = None, *, port: int | None = None) -> None:
+        self.workspace = workspace or generate()
+        self.slack = Slack(self.workspace)
+        self.calls: Counter[str] = Counter()
+        self.faults: dict[str, list[Fault]] = {}
+        self.lock = threading.Lock()
+        self.app = Starlette(
+            routes=[
+                Route("/api/{method}", self.api, methods=["GET", "POST"]),
+                Route("/sandbox/posted", self.show_posted),
+                Route("/sandbox/calls", self.show_calls),
+                Route("/sandbox/faults", self.clear_over_http, methods=["DELETE"]),
+                Route("/sandbox/{control}", self.control, methods=["POST"]),
+            ]
+        )
+        self.server = BackgroundServer(self.app, port)
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/api/"
+
+    @property
+    def token(self) -> str:
+        return self.workspace.bot_token
+
+    @property
+    def posted(self) -> list[dict[str, Any]]:
+        return self.slack.posted
+
+    def channel_id(self, name: str) -> str:
+        """The ID of a channel by name (`eng` or `#eng`), for tests and scripts."""
+        wanted = name.removeprefix("#")
+        for channel in self.workspace.channels:
+            if channel["name"] == wanted:
+                return str(channel["id"])
+        raise KeyError(f"the sandbox workspace has no channel named {wanted!r}")
+
+    def rate_limit(
+        self, method: str, *, every: int = 1, times: int | None = None, retry_after: int = 1
+    ) -> None:
+        """Answer 429 `ratelimited` with `Retry-After` to every `every`th call of `method` ("*":
+        any), `times` times or until cleared."""
+        self.add(method, Fault(429, every=every, times=times, retry_after=retry_after))
+
+    def fail(
+        self, method: str, *, status: int = 500, times: int | None = 1, every: int = 1
+    ) -> None:
+        """Answer HTTP `status` (a 5xx) to the next `times` calls of `method` ("*": any; None:
+        until cleared)."""
+        if not 500 <= status <= 599:
+            raise ValueError(f"fail() injects server errors (5xx), not {status}")
+        self.add(method, Fault(status, every=every, times=times))
+
+    def slow(
+        self, method: str, seconds: float, *, times: int | None = None, after: bool = False
+    ) -> None:
+        """Delay the answers to `method` by `seconds`, `times` times or until cleared; `after`
+        delays only the answer, once the call took effect (a post that lands, then a client
+        that dies waiting for its `ts`)."""
+        self.add(method, Fault(None, delay=seconds, times=times, after=after))
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def add(self, method: str, fault: Fault) -> None:
+        with self.lock:
+            self.faults.setdefault(method, []).append(fault)
+
+    def faults_for(self, method: str) -> tuple[float, float, Fault | None]:
+        """The delays before and after the work, and the refusal (if any) this call gets; each
+        matching fault counts it."""
+        with self.lock:
+            hit = [f for f in [*self.faults.get(method, []), *self.faults.get("*", [])] if f.hits()]
+        refusal = next((fault for fault in hit if fault.status), None)
+        before = sum(fault.delay for fault in hit if not fault.after)
+        return before, sum(fault.delay for fault in hit if fault.after), refusal
+
+    async def api(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        self.calls[method] += 1
+        delay, delay_after, refusal = self.faults_for(method)
+        if delay:
+            await asyncio.sleep(delay)
+        if refusal is not None:
+            return refused(refusal)
+        try:
+            answer = self.answer(method, await arguments(request), request)
+        except SlackError as error:
+            answer = {"ok": False, "error": error.error}
+        if delay_after:
+            await asyncio.sleep(delay_after)
+        body = answer if isinstance(answer, bytes) else orjson.dumps(answer)
+        return Response(body, media_type="application/json; charset=utf-8")
+
+    def answer(self, method: str, args: Args, request: Request) -> dict[str, Any] | bytes:
+        handler = self.slack.methods.get(method)
+        if handler is None:
+            return {"ok": False, "error": "unknown_method", "req_method": method}
+        sent = str(args.pop("token", ""))  # Slack also takes the token as an argument
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or sent
+        if not token:
+            raise SlackError("not_authed")
+        if token != self.workspace.bot_token:
+            raise SlackError("invalid_auth")
+        return handler(args)
+
+    async def show_posted(self, request: Request) -> Response:
+        return json_response(self.posted)
+
+    async def show_calls(self, request: Request) -> Response:
+        return json_response(dict(self.calls))
+
+    async def clear_over_http(self, request: Request) -> Response:
+        self.clear_faults()
+        return json_response({"ok": True})
+
+    async def control(self, request: Request) -> Response:
+        """`POST /sandbox/rate_limit|fail|slow` with the Python method's arguments as JSON."""
+        switches: dict[str, Callable[..., None]] = {
+            "rate_limit": self.rate_limit,
+            "fail": self.fail,
+            "slow": self.slow,
+        }
+        switch = switches.get(request.path_params["control"])
+        if switch is None:
+            return json_response({"ok": False, "error": "unknown control"}, 404)
+        try:
+            switch(**orjson.loads(await request.body()))
+        except (TypeError, ValueError, orjson.JSONDecodeError) as error:
+            return json_response({"ok": False, "error": str(error)}, 400)
+        return json_response({"ok": True})
+
+    def start(self) -> SlackSimulator:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+async def arguments(request: Request) -> Args:
+    """The call's arguments from the query string and a form or JSON body, as Slack accepts them."""
+    args: Args = dict(request.query_params)
+    body = await request.body()
+    if not body:
+        return args
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise SlackError("invalid_json") from None
+        if not isinstance(parsed, dict):
+            raise SlackError("invalid_json")
+        args.update(parsed)
+    else:
+        args.update(parse_qsl(body.decode(errors="replace"), keep_blank_values=True))
+    return args
+
+
+def refused(fault: Fault) -> Response:
+    if fault.status == 429:
+        body = {"ok": False, "error": "ratelimited"}
+        return json_response(body, 429, {"Retry-After": str(fault.retry_after)})
+    return json_response({"ok": False, "error": "internal_error"}, fault.status or 500)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")

@@ -129,7 +129,8 @@ def queued(db: redis.Redis) -> dict[str, list[datetime]]:
     for raw in db.lrange(QUEUE, 0, -1):
         message = json.loads(raw)
         assert message["headers"]["task"] == "jobs.tasks.run_digest"
-        name, slot = json.loads(base64.b64decode(message["body"]))[0]
+        name, slot, manual = json.loads(base64.b64decode(message["body"]))[0]
+        assert not manual
         found.setdefault(name, []).append(datetime.fromisoformat(slot))
     return {name: sorted(slots) for name, slots in found.items()}
 

@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 
 from jobs import keys
 from jobs.config import Settings
+from jobs.digest.ledger import RunRecord
 from jobs.scheduling import status
 from jobs.scheduling.file import SchedulesFile, load
 from jobs.scheduling.slots import Schedule
@@ -180,8 +181,8 @@ def test_the_last_run_is_the_last_slots_record_else_the_newest() -> None:
     schedule = Schedule(name="s", cron="0 9 * * *", channels=("C1",), timezone="Europe/Berlin")
     slot = datetime(2025, 1, 6, 9, tzinfo=schedule.zone)
     history = [
-        orjson.loads(record(schedule, slot + timedelta(hours=1), "delivered")),
-        orjson.loads(record(schedule, slot, "failed", error="boom")),
+        RunRecord.from_json(record(schedule, slot + timedelta(hours=1), "delivered")),
+        RunRecord.from_json(record(schedule, slot, "failed", error="boom")),
     ]
     # Beat may spell the slot in UTC: it is the same instant.
     assert status.last_run(history, slot.astimezone(UTC).isoformat()) == {

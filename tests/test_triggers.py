@@ -229,7 +229,7 @@ def test_a_trigger_queues_the_current_slot_with_the_schedules_time_limit(
         "status_url": f"http://testserver/tasks/{task_id}",
         "duplicate": False,
     }
-    assert quiet.queued()[task_id] == [quiet.name, current_slot(quiet.schedule).isoformat()]
+    assert quiet.queued()[task_id] == [quiet.name, current_slot(quiet.schedule).isoformat(), False]
     (message,) = [m for m in quiet.redis.lrange("celery", 0, -1) if task_id in m]
     assert json.loads(message)["headers"]["timelimit"] == [630.0, 600.0]
     assert client.get(f"/tasks/{task_id}").json()["state"] == "PENDING"
@@ -269,7 +269,7 @@ def test_a_trigger_and_beats_enqueue_run_for_one_slot_queue_one_task(
     assert first.returncode == 0, first.stderr
     then = trigger(client, quiet.name, json={"slot": earlier}).json()
     assert then["task_id"] == first.stdout.strip() and then["duplicate"]
-    assert quiet.queued()[then["task_id"]] == [quiet.name, earlier]
+    assert quiet.queued()[then["task_id"]] == [quiet.name, earlier, False]
     assert quiet.redis.llen("celery") == before + 2
 
 
@@ -292,10 +292,10 @@ def test_an_idempotency_key_is_one_manual_run_per_key(client: TestClient, quiet:
     assert again["task_id"] == first["task_id"] and again["duplicate"]
     assert other["task_id"] != first["task_id"]
     assert quiet.redis.llen("celery") == before + 2
-    name, slot = quiet.queued()[first["task_id"]]
+    name, slot, manual = quiet.queued()[first["task_id"]]
     moment = datetime.fromisoformat(slot)
-    # An ad-hoc slot: the moment it was asked for, not a slot of the cron.
-    assert name == quiet.name and abs(moment - asked) < timedelta(seconds=5)
+    # An ad-hoc slot: the moment it was asked for, not a slot of the cron, queued as manual.
+    assert name == quiet.name and manual and abs(moment - asked) < timedelta(seconds=5)
     assert moment != quiet.schedule.latest_slot(moment)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,16 +70,26 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 class Child:
-    """A child process whose output goes to a temporary log, kept for assertions."""
+    """A child process whose output goes to a temporary log, kept for assertions.
 
-    def __init__(self, prefix: str) -> None:
+    With `group`, it leads a process group of its own and `stop()` ends every member: for a shell's
+    command line, whose programs outlive the shell that started them.
+    """
+
+    def __init__(self, prefix: str, group: bool = False) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix=prefix, suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
+        self.group = group
 
     def spawn(self, command: list[str], env: dict[str, str]) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=self.group,
             )
 
     @property
@@ -88,10 +100,54 @@ class Child:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_until(
+        self, condition: Callable[[], object], what: str, timeout: float = 60.0, every: float = 0.1
+    ) -> None:
+        """`wait_until`, but failing at once if the child exits first; either failure says `what`
+        and shows the log's tail."""
+
+        def holds() -> bool:
+            if condition():
+                return True
+            if self.process and self.process.poll() is not None:
+                pytest.fail(f"{what}; it exited, having logged:\n{self.log()[-3000:]}")
+            return False
+
+        wait_until(holds, lambda: f"{what}; it logged:\n{self.log()[-2500:]}", timeout, every)
+
     def stop(self) -> None:
         """Stop it as a PaaS does; the log stays."""
-        if self.process:
+        if not self.process:
+            return
+        if not self.group:
             terminate(self.process, timeout=20)
+            return
+        # SIGTERM to the whole group, then wait until every member is gone (SIGKILL at last).
+        deadline = time.monotonic() + 20
+        self.signal_group(signal.SIGTERM)
+        while self.group_alive():
+            if time.monotonic() > deadline:
+                self.signal_group(signal.SIGKILL)
+            time.sleep(0.05)
+
+    def signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signum)
+
+    def group_alive(self) -> bool:
+        assert self.process is not None
+        self.process.poll()  # reap the leader; orphaned members are reaped by init
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes `pid` started, as the kernel lists them; none once it has gone."""
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in found.read_text().split()] if found.exists() else []
 
 
 class Worker(Child):
@@ -111,18 +167,16 @@ class Worker(Child):
         return self
 
     def wait_for(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.log().count(text) < count:
-            if self.process and self.process.poll() is not None:
-                raise RuntimeError(f"worker exited:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker never logged {text!r}:\n{self.log()[-3000:]}")
-            time.sleep(0.05)
+        self.wait_until(
+            lambda: self.log().count(text) >= count,
+            f"the worker never logged {text!r}",
+            timeout,
+            every=0.05,
+        )
 
     def children(self) -> list[int]:
         """The pool's processes, which run the tasks."""
-        found = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
-        return [int(pid) for pid in found.split()]
+        return children_of(self.pid)
 
     def stop(self) -> None:
         super().stop()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import digest, schedules, webhook
+from bench import digest, preview, schedules, webhook
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "webhook": webhook.main,
     "digest": digest.main,
+    "preview": preview.main,
     "schedules": schedules.main,
 }
 

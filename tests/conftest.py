@@ -26,7 +26,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from jobs.config import Settings  # noqa: E402
 from sandbox.redis_server import RedisServer, free_port  # noqa: E402
 from sandbox.service import terminate  # noqa: E402
-from tests.slack import SECRET  # noqa: E402
+from tests.signed import SECRET  # noqa: E402
 from webhook.app import create_app  # noqa: E402
 
 BOT_TOKEN = "xoxb-test-bot-token-123"

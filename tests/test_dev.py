@@ -18,7 +18,7 @@ import pytest
 
 from sandbox.redis_server import free_port
 from tests.conftest import ROOT, wait_until
-from tests.slack import SECRET, event_callback, signed_json
+from tests.signed import SECRET, event_callback, signed_json
 
 # What the dev environment must not inherit from the one running the tests.
 INHERITED = ("REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_API_URL", "SMTP_URL", "SCHEDULES_FILE")

@@ -29,7 +29,7 @@ from sandbox.slack import SlackSimulator
 from sandbox.workspace import generate
 from tests.conftest import ROOT, Worker, environment, wait_for_state
 from tests.http_sink import HttpSink
-from tests.slack import command_form, signed_form
+from tests.signed import command_form, signed_form
 from webhook.app import create_app
 
 TOKEN = "trigger-token-0123456789abcdef"

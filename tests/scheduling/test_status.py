@@ -27,7 +27,7 @@ from jobs.scheduling.file import SchedulesFile, load
 from jobs.scheduling.slots import Schedule
 from tests.conftest import ROOT, Worker, environment
 from tests.http_sink import HttpSink
-from tests.slack import command_form, signed_form
+from tests.signed import command_form, signed_form
 from webhook.app import create_app
 
 SCHEDULES = """\

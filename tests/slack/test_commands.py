@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from jobs.config import Settings
 from tests.conftest import Worker, environment, wait_for_state
 from tests.http_sink import HttpSink
-from tests.slack import command_form, signature_headers, signed_form, signed_json
+from tests.signed import command_form, signature_headers, signed_form, signed_json
 from webhook.app import create_app
 
 

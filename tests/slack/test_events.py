@@ -13,7 +13,7 @@ from jobs.errors import TokenRevoked
 from jobs.slack.revocation import ensure_not_revoked, fingerprint
 from sandbox.redis_server import RedisServer
 from tests.conftest import BOT_TOKEN, Worker, environment, wait_for_state
-from tests.slack import event_callback, signed_json
+from tests.signed import event_callback, signed_json
 from webhook.app import create_app
 
 

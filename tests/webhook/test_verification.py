@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from jobs.config import Settings
 from tests.conftest import LiveServer
-from tests.slack import SECRET, event_callback, signature_headers, signed_json
+from tests.signed import SECRET, event_callback, signature_headers, signed_json
 from webhook.app import create_app
 
 # Slack's documented example of a signed request.

@@ -23,7 +23,7 @@ from sandbox.smtp_sink import SmtpSink
 from sandbox.workspace import Workspace, generate
 from tests.conftest import ROOT, Worker, environment, wait_until
 from tests.http_sink import HttpSink
-from tests.slack import command_form, event_callback, signed_form, signed_json
+from tests.signed import command_form, event_callback, signed_form, signed_json
 from webhook.app import create_app
 
 HUMAN_SUBTYPES = (None, "thread_broadcast", "file_share", "me_message")

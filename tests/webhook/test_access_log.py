@@ -7,7 +7,7 @@ import logging
 import pytest
 from starlette.testclient import TestClient
 
-from tests.slack import signed_json
+from tests.signed import signed_json
 
 
 def test_a_request_is_one_line_naming_the_route_not_the_id(

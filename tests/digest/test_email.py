@@ -11,7 +11,7 @@ from freezegun import freeze_time
 
 from jobs.digest.render.email import email_message
 from jobs.digest.unsubscribe import token
-from tests.test_render import NAMES, digest_of, hostile_digest, message
+from tests.digest.test_render import NAMES, digest_of, hostile_digest, message
 
 NOW = datetime(2026, 11, 23, 8, 0, 5, tzinfo=UTC)
 KEY = b"k" * 32

@@ -1,0 +1,1 @@
+"""Tests of the digest: summarize, render, mail, and whole runs."""

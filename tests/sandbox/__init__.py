@@ -1,0 +1,1 @@
+"""Tests of the sandbox: the Slack Web API simulator."""

@@ -1,0 +1,1 @@
+"""Tests of scheduling: slots, the schedules file, beat and status."""

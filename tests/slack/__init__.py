@@ -1,0 +1,1 @@
+"""Tests of the worker side of Slack: events and slash commands."""

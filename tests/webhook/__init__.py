@@ -1,0 +1,1 @@
+"""Tests of the web process: verification, routes and the request log."""

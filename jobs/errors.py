@@ -36,6 +36,10 @@ class ScheduleError(PermanentError):
     where (file, line and field) and what would be valid."""
 
 
+class UnknownSchedule(ScheduleError):
+    """The schedules file is valid and has no schedule of that name."""
+
+
 class TokenRevoked(PermanentError):
     """Slack revoked the bot token or the app was uninstalled; deliveries must not post."""
 

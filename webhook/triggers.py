@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from jobs import keys
-from jobs.errors import ScheduleError
+from jobs.errors import ScheduleError, UnknownSchedule
 from jobs.queue import Run, run_job
-from jobs.scheduling.file import Loaded, UnknownSchedule
+from jobs.scheduling.file import Loaded
 from jobs.scheduling.slots import Schedule
 from jobs.scheduling.status import requested_slot
 from webhook.events import parse_json

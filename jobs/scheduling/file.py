@@ -25,7 +25,7 @@ import yaml
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 from jobs.digest.model import SECTIONS
-from jobs.errors import ScheduleError
+from jobs.errors import ScheduleError, UnknownSchedule
 from jobs.scheduling.slots import MAX_TIMEOUT, Schedule, format_duration, parse_duration, step
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -76,10 +76,6 @@ class Loaded:
         if schedule is None:
             raise UnknownSchedule(f"{self.file} has no schedule named {name!r}")
         return schedule
-
-
-class UnknownSchedule(ScheduleError):
-    """The file is valid and has no schedule of that name."""
 
 
 class SchedulesFile:

@@ -11,9 +11,9 @@ import redis
 from jobs import queue
 from jobs.config import Settings
 from jobs.digest import on_demand
-from jobs.errors import ScheduleError
+from jobs.errors import ScheduleError, UnknownSchedule
 from jobs.scheduling import status
-from jobs.scheduling.file import UnknownSchedule, schedules_file
+from jobs.scheduling.file import schedules_file
 from jobs.slack.mrkdwn import escape
 from jobs.slack.slash import USAGE, SlashCommand, split
 

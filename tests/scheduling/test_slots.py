@@ -16,7 +16,7 @@ from freezegun import freeze_time
 from jobs.cli import main
 from jobs.config import get_settings
 from jobs.errors import ScheduleError
-from jobs.scheduling.slots import Schedule, parse_slot
+from jobs.scheduling.slots import Schedule, format_duration, parse_slot
 
 
 def schedule(cron: str, timezone: str = "UTC") -> Schedule:
@@ -289,3 +289,8 @@ def test_next_of_an_unknown_schedule_names_the_file(
 ) -> None:
     assert main(["next", "nope"]) == 1
     assert f"{schedules_file} has no schedule named 'nope'" in capsys.readouterr().err
+
+
+def test_durations_are_shown_in_the_largest_unit_that_divides_them() -> None:
+    shown = [format_duration(timedelta(seconds=n)) for n in (0, 45, 90, 5400, 86400 * 7)]
+    assert shown == ["0s", "45s", "90s", "90m", "7d"]

@@ -13,8 +13,7 @@ from starlette.responses import JSONResponse, Response
 from jobs.queue import COMMAND_TASK, Job
 from jobs.slack.mrkdwn import escape
 from jobs.slack.slash import USAGE, is_immediate, split
-from webhook.events import FORM, is_ssl_check
-from webhook.verification import Incoming, read
+from webhook.verification import FORM, Incoming, signed
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +39,9 @@ def parse_form(incoming: Incoming) -> dict[str, str]:
 
 
 async def slack_commands(request: Request) -> Response:
-    incoming = await read(request)
-    if is_ssl_check(incoming):
+    incoming = await signed(request)
+    if incoming is None:
         return Response()
-    request.app.state.verifier.verify(incoming)
     form = parse_form(incoming)
     text = form.get("text", "")
     if is_immediate(text):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 from redis.exceptions import RedisError
@@ -14,18 +13,9 @@ from starlette.responses import JSONResponse, Response
 
 from jobs import keys
 from jobs.queue import EVENT_TASK, Job
-from webhook.verification import Incoming, read
+from webhook.verification import Incoming, signed
 
 logger = logging.getLogger(__name__)
-
-FORM = b"application/x-www-form-urlencoded"
-
-
-def is_ssl_check(incoming: Incoming) -> bool:
-    """Slack's certificate probe, which it sends unsigned and form-encoded."""
-    if not incoming.content_type().startswith(FORM):
-        return False
-    return parse_qs(incoming.body.decode("latin-1")).get("ssl_check") == ["1"]
 
 
 def parse_json(incoming: Incoming) -> dict[str, Any]:
@@ -41,10 +31,9 @@ def parse_json(incoming: Incoming) -> dict[str, Any]:
 
 
 async def slack_events(request: Request) -> Response:
-    incoming = await read(request)
-    if is_ssl_check(incoming):
+    incoming = await signed(request)
+    if incoming is None:
         return Response()
-    request.app.state.verifier.verify(incoming)
     payload = parse_json(incoming)
     kind = payload.get("type")
     if kind == "event_callback":

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from starlette.requests import Request
 MAX_BODY = 64 * 1024
 # Slack's replay window: a request signed more than five minutes ago is refused.
 MAX_AGE = 300
+FORM = b"application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,23 @@ async def read(request: Request, limit: int = MAX_BODY) -> Incoming:
             raise HTTPException(413, f"body larger than {limit} bytes")
         chunks.append(chunk)
     return Incoming(headers, b"".join(chunks))
+
+
+def is_ssl_check(incoming: Incoming) -> bool:
+    """Slack's certificate probe, which it sends unsigned and form-encoded."""
+    if not incoming.content_type().startswith(FORM):
+        return False
+    return parse_qs(incoming.body.decode("latin-1")).get("ssl_check") == ["1"]
+
+
+async def signed(request: Request) -> Incoming | None:
+    """A request from Slack once its signature checks out (401 otherwise), or None for Slack's
+    unsigned `ssl_check` probe, which is answered with an empty 200."""
+    incoming = await read(request)
+    if is_ssl_check(incoming):
+        return None
+    request.app.state.verifier.verify(incoming)
+    return incoming
 
 
 class Verifier:

@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from jobs.digest.model import Window
 from jobs.digest.summarize import ChannelTally
 from jobs.errors import RetryableError
+from jobs.garbage import collector_paused
 from jobs.slack.api import next_cursor, pages
 
 # The most `conversations.history` returns in one page: fewer, larger pages are faster.
@@ -57,13 +58,14 @@ class Collector:
             limit=PAGE,
         )
         try:
-            for page in history:
-                messages = page["messages"]
-                tally.add_page(messages)
-                count += len(messages)
-                self.messages += len(messages)
-                self.progress(self.messages)
-                cursor = next_cursor(page)
+            with collector_paused():  # a page's thousands of dicts are in no cycle
+                for page in history:
+                    messages = page["messages"]
+                    tally.add_page(messages)
+                    count += len(messages)
+                    self.messages += len(messages)
+                    self.progress(self.messages)
+                    cursor = next_cursor(page)
         except RetryableError:  # rate limits too: the retried task resumes at this page
             self.state[channel] = self.entry(tally, cursor, count, done=False)
             self.save(self.state)

@@ -9,11 +9,9 @@ a worker per run): a `stat`, and a parse only when the file's content changed.
 from __future__ import annotations
 
 import difflib
-import gc
 import hashlib
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
@@ -26,6 +24,7 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 
 from jobs.digest.model import SECTIONS
 from jobs.errors import ScheduleError, UnknownSchedule
+from jobs.garbage import collector_paused
 from jobs.scheduling.slots import MAX_TIMEOUT, Schedule, format_duration, parse_duration, step
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -136,7 +135,7 @@ def load(path: Path) -> dict[str, Schedule]:
 
 def validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
     """The file's valid schedules by name, and all its problems in the order of their lines."""
-    with _gc_paused():
+    with collector_paused():
         return _validate(path)
 
 
@@ -154,19 +153,6 @@ def _validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
         return {}, [Problem(str(path), line, "", f"not valid YAML: {reason}")]
     schedules = _document(report, root)
     return schedules, sorted(report.problems, key=lambda problem: problem.line)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold the cyclic collector off: a big file's many nodes (in no cycle, so freed as soon as
-    they are unused) would set off collection after collection, which was most of the time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class Report:

@@ -21,11 +21,11 @@ from jobs.digest.smtp import Mailer
 from jobs.errors import PermanentError, RetryableError
 from sandbox.redis_server import free_port
 from sandbox.smtp_sink import SmtpSink
+from tests.conftest import ROOT
 
 SENDER = "digests@example.org"
 USER = "digest-bot"
 PASSWORD = "pw-hunter2-secret"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

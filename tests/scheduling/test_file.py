@@ -14,6 +14,7 @@ from jobs.config import get_settings
 from jobs.errors import ScheduleError
 from jobs.scheduling.file import Problem, load, validate
 from jobs.scheduling.slots import Schedule, parse_slot
+from tests.conftest import ROOT
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -25,7 +26,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_repository_file_loads() -> None:
-    schedules = load(Path(__file__).resolve().parent.parent / "schedules.yaml")
+    schedules = load(ROOT / "schedules.yaml")
     assert schedules["eng-weekly"].timezone == "Europe/Berlin"
     assert schedules["support-daily"].window == timedelta(hours=24)
 

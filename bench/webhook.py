@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-level",
         choices=["WARNING", "INFO"],
-        default="WARNING",
-        help="the app's LOG_LEVEL: INFO adds its line per request, as in production",
+        default="INFO",
+        help="the app's LOG_LEVEL: INFO, the default, logs a line per request; WARNING does not",
     )
     args = parser.parse_args(argv)
 

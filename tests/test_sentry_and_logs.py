@@ -5,15 +5,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.handlers
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import sentry_sdk
 
+from jobs import logs
 from jobs.config import Settings
 from jobs.digest.ledger import RunRecord
-from jobs.logs import RedactingFormatter
+from jobs.logs import RedactingFormatter, configure_logging
 from jobs.redaction import Redactor
 from jobs.scheduling.slots import Schedule
 from jobs.sentry import check_in, init_sentry, scrubber
@@ -88,6 +91,72 @@ def test_log_lines_have_secrets_filtered(as_json: bool) -> None:
     assert SECRETS["SLACK_BOT_TOKEN"] not in line and "xoxb-unknown-token" not in line
     if as_json:
         assert json.loads(line)["level"] == "WARNING"
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """The root logger as `configure_logging` leaves it, put back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_line_without_a_record_reads_as_one_with(
+    log_format: str, root_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(Settings.from_env({**SECRETS, "LOG_FORMAT": log_format}))
+    logger = logging.getLogger("webhook.access")
+    message = f"POST /slack/events 200 1.2ms {SECRETS['SLACK_BOT_TOKEN']} xoxb-unknown-token"
+    made: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def counted(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        made.append(factory(*args, **kwargs))
+        return made[-1]
+
+    logging.setLogRecordFactory(counted)
+    try:
+        logs.info(logger, message)
+        assert made == []  # the cheap path
+        logger.info("%s", message)
+        assert len(made) == 1
+    finally:
+        logging.setLogRecordFactory(factory)
+    direct, recorded = capsys.readouterr().err.splitlines()
+    if log_format == "json":
+        direct, recorded = json.loads(direct), json.loads(recorded)
+        assert direct.pop("time")[:19] == recorded.pop("time")[:19]
+        assert direct == recorded
+        assert direct["message"] == "POST /slack/events 200 1.2ms [Filtered] [Filtered]"
+    else:
+        assert (
+            direct[23:]
+            == recorded[23:]
+            == (" INFO webhook.access POST /slack/events 200 1.2ms [Filtered] [Filtered]")
+        )
+        assert direct[:19] == recorded[:19]
+
+
+def test_a_line_below_the_level_is_dropped(
+    root_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(Settings.from_env({**SECRETS, "LOG_LEVEL": "WARNING"}))
+    logs.info(logging.getLogger("webhook.access"), "GET /healthz 200 0.1ms")
+    assert capsys.readouterr().err == ""
+
+
+def test_a_line_reaches_every_handler_someone_added(
+    root_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(Settings.from_env(SECRETS))
+    added = logging.handlers.BufferingHandler(10)
+    logging.getLogger().addHandler(added)
+    logs.info(logging.getLogger("webhook.access"), "GET /healthz 200 0.1ms")
+    assert [record.getMessage() for record in added.buffer] == ["GET /healthz 200 0.1ms"]
+    assert "INFO webhook.access GET /healthz 200 0.1ms" in capsys.readouterr().err
 
 
 def test_a_scheduled_run_checks_in_with_sentry_crons(sentry_sink: HttpSink) -> None:

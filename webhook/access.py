@@ -7,6 +7,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobs import logs
+
 logger = logging.getLogger("webhook.access")
 
 
@@ -35,4 +37,4 @@ class AccessLog:
             route = scope.get("route")
             path = getattr(route, "path", None) or "(no route)"
             elapsed = (time.perf_counter() - started) * 1000
-            logger.info("%s %s %d %.1fms", scope["method"], path, status, elapsed)
+            logs.info(logger, f"{scope['method']} {path} {status} {elapsed:.1f}ms")

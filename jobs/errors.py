@@ -16,11 +16,17 @@ class PermanentError(DigestsError):
 
 
 class RetryableError(DigestsError):
-    """It may pass: a Slack outage, a timeout, a dropped connection, an SMTP 4xx."""
+    """It may pass: a Slack outage, a timeout, a dropped connection, an SMTP 4xx. `kind` names
+    the failure for its backoff: each kind counts its own tries."""
+
+    kind = "outage"
 
 
 class RateLimited(RetryableError):
-    """Slack answered 429; the work resumes after `retry_after` seconds."""
+    """Slack answered 429; the work resumes after `retry_after` seconds. Never counted as a
+    failure: a run waits out rate limits until its `timeout`."""
+
+    kind = "rate limit"
 
     def __init__(self, method: str, retry_after: float) -> None:
         super().__init__(f"Slack rate-limited {method}; retry after {retry_after:g}s")
@@ -46,3 +52,5 @@ class TokenRevoked(PermanentError):
 
 class MailDeferred(RetryableError):
     """Some recipients' servers answered 4xx; the task retries them, and only them."""
+
+    kind = "mail"

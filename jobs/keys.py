@@ -16,13 +16,25 @@ def event(event_id: str) -> str:
 
 
 def task(task_id: str) -> str:
-    """The record that we issued this task id, so unknown ids can answer 404."""
+    """The record that we issued this task id, so unknown ids can answer 404; `done` once the
+    task finished, so a copy of it pushed again does nothing."""
     return f"{PREFIX}task:{task_id}"
 
 
 def task_result(task_id: str) -> str:
     """Where Celery's Redis result backend keeps a task's state (its own name, not ours)."""
     return f"celery-task-meta-{task_id}"
+
+
+# Every queued task until it is done: a sorted set of task ids by when each is next checked,
+# and a hash of their messages, to push again when nobody holds one (`jobs.inflight`).
+INFLIGHT = f"{PREFIX}inflight"
+INFLIGHT_MESSAGES = f"{PREFIX}inflight:messages"
+
+
+def lease(task_id: str) -> str:
+    """Held, with a short TTL, by the worker process running the task."""
+    return f"{PREFIX}lease:{task_id}"
 
 
 def revoked(token_fingerprint: str) -> str:

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import orjson
 import redis
 import redis.asyncio
 
-from jobs import keys
+from jobs import inflight, keys
 from jobs.connections import text
 from jobs.scheduling.slots import MAX_TIMEOUT, Schedule
 
@@ -43,30 +44,34 @@ MAX_BATCH = 256
 # Where results would be announced: Redis' result backend does not use it; one per process.
 REPLY_TO = str(uuid.uuid4())
 
-# KEYS: queue, then per job its dedupe key ("" for none) and its task record key.
-# ARGV: record TTL, then per job its task id, its message and its dedupe key's TTL.
+# KEYS: queue, the journal and its messages, then per job its dedupe key ("" for none) and its
+# task record key. ARGV: record TTL, when the journal next checks the jobs, then per job its task
+# id, its message and its dedupe key's TTL.
 # Returns, per job, the id of the task that owns its dedupe key: its own id when it was pushed.
 # The push is the first write, so a failure (even OOM) leaves no claim behind it that could
 # make Slack's retry look like a duplicate.
 ENQUEUE = """
 local out, messages, claimed = {}, {}, {}
-for i = 1, (#KEYS - 1) / 2 do
-  local claim, id = KEYS[2 * i], ARGV[3 * i - 1]
+local jobs = (#KEYS - 3) / 2
+for i = 1, jobs do
+  local claim, id = KEYS[2 * i + 2], ARGV[3 * i]
   local owner = claim ~= '' and (redis.call('GET', claim) or claimed[claim])
   if owner then
     out[i] = owner
   else
     if claim ~= '' then claimed[claim] = id end
-    messages[#messages + 1] = ARGV[3 * i]
+    messages[#messages + 1] = ARGV[3 * i + 1]
     out[i] = id
   end
 end
 if #messages > 0 then redis.call('LPUSH', KEYS[1], unpack(messages)) end
-for i = 1, (#KEYS - 1) / 2 do
-  local id = ARGV[3 * i - 1]
+for i = 1, jobs do
+  local id = ARGV[3 * i]
   if out[i] == id then
-    if KEYS[2 * i] ~= '' then redis.call('SET', KEYS[2 * i], id, 'EX', ARGV[3 * i + 1]) end
-    redis.call('SET', KEYS[2 * i + 1], '1', 'EX', ARGV[1])
+    if KEYS[2 * i + 2] ~= '' then redis.call('SET', KEYS[2 * i + 2], id, 'EX', ARGV[3 * i + 2]) end
+    redis.call('SET', KEYS[2 * i + 3], '1', 'EX', ARGV[1])
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    redis.call('HSET', KEYS[3], id, ARGV[3 * i + 1])
   end
 end
 return out
@@ -188,10 +193,13 @@ def task_message(
 
 def script_input(
     queue: str, jobs: Sequence[Job]
-) -> tuple[list[str], list[str | bytes | int], list[str]]:
+) -> tuple[list[str], list[str | bytes | int | float], list[str]]:
     """`ENQUEUE`'s keys and arguments for these jobs, and the task id each job would get."""
-    script_keys: list[str] = [queue]
-    script_args: list[str | bytes | int] = [keys.TASK_RECORD_TTL]
+    script_keys: list[str] = [queue, keys.INFLIGHT, keys.INFLIGHT_MESSAGES]
+    script_args: list[str | bytes | int | float] = [
+        keys.TASK_RECORD_TTL,
+        inflight.check_after(time.time()),
+    ]
     task_ids = []
     for job in jobs:
         task_id = str(uuid.uuid4())

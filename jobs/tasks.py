@@ -7,22 +7,23 @@ Only Celery loads this module (`jobs.celery` includes it); everything else queue
 from __future__ import annotations
 
 import logging
-import random
+import time
 from datetime import datetime
 from typing import Any
 
+import redis
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 from celery.signals import beat_init, celeryd_init, setup_logging
 from sentry_sdk.integrations.celery import CeleryIntegration
 from slack_sdk.webhook import WebhookClient
 
-from jobs import queue
+from jobs import inflight, queue
 from jobs.celery import app
 from jobs.config import get_settings
 from jobs.connections import shared_redis
-from jobs.digest import pipeline
-from jobs.digest.ledger import Duplicate, RunRecord
+from jobs.digest import pipeline, retries
+from jobs.digest.ledger import Duplicate, Ledger, RunRecord
 from jobs.errors import RateLimited, RetryableError
 from jobs.logs import configure_logging
 from jobs.scheduling.file import schedules_file
@@ -46,7 +47,51 @@ def _setup_sentry(**_: Any) -> None:
     init_sentry(get_settings(), CeleryIntegration())
 
 
-@app.task(name=queue.EVENT_TASK)
+class Leased(Task):  # type: ignore[misc]  # Celery has no type hints
+    """A task that holds its work's lease while it runs (`jobs.inflight`): a copy of it that
+    finds the work done does nothing, and one that finds it held tries again once the holder
+    would have renewed, so the work resumes soon after its holder died."""
+
+    max_retries = None  # the tasks say when to stop
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.request.called_directly:
+            return super().__call__(*args, **kwargs)
+        lease = inflight.Lease(shared_redis(), self.request.id)
+        try:
+            held = lease.acquire()
+        except redis.RedisError as error:
+            raise self.retry(countdown=inflight.LEASE_SECONDS / 3, exc=error) from None
+        if held is None:
+            raise Ignore()
+        if not held:
+            raise self.retry(countdown=inflight.LEASE_SECONDS / 3)
+        try:
+            result = super().__call__(*args, **kwargs)
+        except Retry as retry:
+            release(lease, done=False, retry_in=inflight.seconds_until(retry.when))
+            raise
+        except redis.RedisError:  # not done: the journal queues it again once Redis is back
+            release(lease, done=False)
+            raise
+        except Exception:
+            release(lease, done=True)
+            raise
+        except BaseException:  # the process is stopping: another worker takes the work up
+            release(lease, done=False)
+            raise
+        release(lease, done=True)
+        return result
+
+
+def release(lease: inflight.Lease, done: bool, retry_in: float = 0.0) -> None:
+    try:
+        lease.release(done, retry_in)
+    except redis.RedisError as error:  # the lease lapses by itself; the journal still has it
+        logger.warning("task %s could not release its lease: %s", lease.task_id, error)
+
+
+@app.task(base=Leased, name=queue.EVENT_TASK)
 def handle_event(envelope: dict[str, Any]) -> dict[str, Any]:
     """One Slack Events API callback, already verified and deduplicated by the webhook."""
     handled = events.handle(envelope, get_settings(), shared_redis())
@@ -55,6 +100,7 @@ def handle_event(envelope: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.task(
+    base=Leased,
     name=queue.COMMAND_TASK,
     autoretry_for=(OSError, RetryableError),
     retry_backoff=True,
@@ -73,17 +119,7 @@ def handle_command(command: dict[str, Any]) -> dict[str, Any]:
     return {"command": split(str(command.get("text", "")))[0], "replied": True}
 
 
-# Rate limits and outages together; past this the run is recorded as failed.
-MAX_RETRIES = 30
-MAX_BACKOFF = 300.0
-
-
-def backoff(retries: int) -> float:
-    """Exponential, capped, with full jitter so that many runs do not retry in step."""
-    return random.uniform(1.0, min(MAX_BACKOFF, 2.0 ** (retries + 1)))
-
-
-@app.task(bind=True, name=queue.RUN_TASK, max_retries=MAX_RETRIES)
+@app.task(base=Leased, bind=True, name=queue.RUN_TASK)
 def run_digest(self: Task, schedule_name: str, slot: str, manual: bool = False) -> dict[str, Any]:
     """One schedule's digest for one slot (an ISO-8601 instant, or the moment a manual run was
     asked for); the run's record is the result."""
@@ -98,21 +134,33 @@ def run_digest(self: Task, schedule_name: str, slot: str, manual: bool = False) 
         done = pipeline.run_digest(
             settings, web_client(settings), shared_redis(), schedule, run, self.request.id, progress
         )
-    except RetryableError as error:
-        if self.request.retries < MAX_RETRIES:
-            wait = (
-                error.retry_after
-                if isinstance(error, RateLimited)
-                else backoff(self.request.retries)
-            )
-            logger.warning("run %s waits %.1fs: %s", run.id, wait, error)
-            raise self.retry(countdown=wait + random.uniform(0, 1)) from None
-        done = pipeline.give_up(shared_redis(), run, f"gave up: {error}")
+    except (RetryableError, redis.RedisError) as error:
+        done = try_again(self, schedule, run, error)
     except SoftTimeLimitExceeded:
         timeout = f"{schedule.timeout.total_seconds():g}s"
         done = pipeline.give_up(shared_redis(), run, f"timed out after {timeout}")
     report(schedule, done)
     return done.as_dict()
+
+
+def try_again(task: Task, schedule: Schedule, run: queue.Run, error: Exception) -> RunRecord:
+    """Retry the run after the wait its failure calls for (raises Celery's `Retry`), or record
+    it failed: after too many failures of one kind, or when the wait would pass its timeout."""
+    kind = retries.kind(error)
+    ledger = Ledger(shared_redis(), run.id)
+    try:
+        failures = 0 if isinstance(error, RateLimited) else ledger.count_failure(kind)
+        started = ledger.started()
+    except redis.RedisError:
+        failures, started = task.request.retries + 1, None
+    wait = retries.wait(error, failures)
+    timeout = schedule.timeout.total_seconds()
+    if wait is None:
+        return pipeline.give_up(shared_redis(), run, f"gave up after {failures} tries: {error}")
+    if started is not None and time.time() + wait > started + timeout:
+        return pipeline.give_up(shared_redis(), run, f"timed out after {timeout:g}s: {error}")
+    logger.warning("run %s waits %.1fs (%s): %s", run.id, wait, kind, error)
+    raise task.retry(countdown=wait) from None
 
 
 def report(schedule: Schedule, record: RunRecord | Duplicate) -> None:

@@ -20,6 +20,7 @@ from jobs.digest.model import Stats
 
 CHECKPOINT = "checkpoint"
 RECORD = "record"
+FAILURES = "failures:"  # then the kind: how often it failed so far
 
 
 # What a run's record shows outside: no destinations (addresses) and no figures.
@@ -109,6 +110,17 @@ class Ledger:
         raw = self.client.get(keys.claim(self.run))
         owner, _, started = text(raw or "").partition(" ")
         return Claim(owner, owner == task_id, float(started or now))
+
+    def started(self) -> float | None:
+        """When the run was first claimed, epoch seconds; None before."""
+        raw = self.client.get(keys.claim(self.run))
+        return None if raw is None else float(text(raw).partition(" ")[2])
+
+    def count_failure(self, kind: str) -> int:
+        """Count one more failure of this kind; how many the run has met."""
+        count = int(self.client.hincrby(self.key, FAILURES + kind, 1))
+        self.client.expire(self.key, keys.RUN_TTL)
+        return count
 
     def get(self, field: str) -> str | None:
         value = self.client.hget(self.key, field)

@@ -43,7 +43,7 @@ import orjson
 import redis
 from kombu.exceptions import OperationalError
 
-from jobs import keys, queue
+from jobs import inflight, keys, queue
 from jobs.config import get_settings
 from jobs.connections import shared_redis, text
 from jobs.scheduling.file import SchedulesFile
@@ -136,6 +136,7 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
         self.leading: bool | None = None  # None until the first tick
         self.lease_until = 0.0
         self.standby_wait = 0.0
+        self.reconciled = -inflight.RECONCILE_SECONDS
         super().__init__(app, *args, **kwargs)
         self.lock_ttl = LOCK_INTERVALS * float(self.max_interval)
         # A slot later than this was missed by an outage, not delayed by a handover (a lock TTL,
@@ -175,6 +176,7 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
                 self.plan()
             if not self.lead():
                 return min(self.max_interval, self.standby_wait)
+            self.reconcile()
             return self.fire_due()
         except (redis.RedisError, OperationalError) as error:
             # The next term starts again from Redis; a slot enqueued but not recorded is
@@ -182,6 +184,13 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
             logger.warning("beat cannot reach Redis (%s); retrying", error)
             self.leading = False
             return float(self.max_interval)
+
+    def reconcile(self) -> None:
+        """Every few seconds, queue again the work whose worker stopped holding it."""
+        if time.monotonic() < self.reconciled + inflight.RECONCILE_SECONDS:
+            return
+        inflight.reconcile(self.client, queue.QUEUE)
+        self.reconciled = time.monotonic()
 
     def reload(self) -> bool:
         """Read the file if it changed; whether what beat runs, or the errors, changed."""

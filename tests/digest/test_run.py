@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from starlette.testclient import TestClient
 
 from jobs.config import Settings
 from sandbox.slack import SlackSimulator
 from sandbox.smtp_sink import SmtpSink
 from sandbox.workspace import Workspace, generate
-from tests.conftest import ROOT, Worker, environment, wait_until
+from tests.conftest import ROOT, Child, Worker, environment, wait_until
 from tests.http_sink import HttpSink
 from tests.signed import command_form, event_callback, signed_form, signed_json
 from webhook.app import create_app
@@ -119,11 +121,11 @@ def stack(
                 "PUBLIC_URL",
             )
         }
-        worker = Worker(url, overrides).start()
+        stack = Stack(url, slack, mail, Worker(url, overrides).start(), env, schedules)
         try:
-            yield Stack(url, slack, mail, worker, env, schedules)
+            yield stack
         finally:
-            worker.stop()
+            stack.worker.stop()  # the one running now: a test may have replaced it
 
 
 def human(message: dict[str, Any]) -> bool:
@@ -237,6 +239,40 @@ def test_a_worker_killed_while_collecting_delivers_once(stack: Stack, workspace:
     assert record["totals"]["messages"] == true_totals(workspace, ["random"])["messages"]
     posts = stack.posts_for(record["run"])
     assert [p["metadata"]["event_payload"]["part"] for p in posts] == list(range(len(posts)))
+
+
+def test_a_whole_worker_killed_mid_run_resumes_within_90s_and_delivers_once(
+    stack: Stack, workspace: Workspace
+) -> None:
+    """SIGKILL of the worker itself (OOM, a PaaS's kill): kombu keeps its message unacked for
+    hours; the run's lease lapses and beat queues the run again from its journal."""
+    name = stack.schedule("worker-killed", ["#random"], deliver={"slack": ["#eng-digest"]})
+    calls = stack.slack.calls["conversations.history"]
+    stack.slack.slow("conversations.history", 3, times=1)
+    queued = stack.run(name, "--no-wait")
+    assert queued.returncode == 0, queued.stderr
+    wait_until(lambda: stack.slack.calls["conversations.history"] > calls)
+    for pid in [stack.worker.pid, *stack.worker.children()]:
+        os.kill(pid, signal.SIGKILL)
+    assert stack.worker.process is not None
+    stack.worker.process.wait()
+    beat = Child("digests-beat-")
+    beat.spawn([sys.executable, "-m", "celery", "-A", "jobs", "beat"], stack.env)
+    try:
+        stack.worker = Worker(stack.redis_url, stack.worker.env).start()
+        available = time.monotonic()
+        history = redis.Redis.from_url(stack.redis_url)
+        wait_until(lambda: history.llen(f"digests:history:{name}"), beat.log, timeout=120)
+        resumed_in = time.monotonic() - available
+        history.close()
+    finally:
+        beat.stop()
+    assert resumed_in < 90, f"the run resumed {resumed_in:.0f}s after a worker was available"
+    runs = {p["metadata"]["event_payload"]["run"] for p in stack.slack.posted}
+    (run,) = [run for run in runs if run.startswith(f"{name}@")]
+    posts = stack.posts_for(run)
+    assert [p["metadata"]["event_payload"]["part"] for p in posts] == list(range(len(posts)))
+    assert "queued again 1 task(s)" in beat.log()
 
 
 def test_a_worker_killed_after_posting_does_not_post_twice(stack: Stack) -> None:

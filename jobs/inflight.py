@@ -1,0 +1,168 @@
+"""Work accepted but not finished: each queued task's journal entry and lease, and the
+reconciler that queues again what nobody holds.
+
+kombu's Redis transport can lose a message a worker fetched just before Redis died, and keeps
+the message of a worker that died in `unacked` until its visibility timeout (hours). So every
+producer journals the message it pushes (`jobs.queue`'s script does, in the same step), the
+task holds a short lease while it runs, and the leading beat pushes again any journaled message
+that is neither waiting in the queue nor leased. A copy that finds its task done, or leased by
+another copy, does nothing, so pushing again is always safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import datetime
+
+import redis
+
+from jobs import keys
+from jobs.connections import text
+
+logger = logging.getLogger(__name__)
+
+# A journaled task is checked this long after it was queued, or after its last sign of life.
+PICKUP_SECONDS = 30.0
+# A running task's lease; renewed three times in it, so it lapses this long after its worker died.
+LEASE_SECONDS = 15
+# How often the leading beat reconciles, and how many entries it looks at each time.
+RECONCILE_SECONDS = 10.0
+RECONCILE_BATCH = 200
+DONE = "done"
+# kombu's Redis transport keeps fetched, unacknowledged messages here (its default names).
+UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"
+
+# KEYS: lease, task record. ARGV: task id, owner, lease seconds.
+# Returns 1 when the lease is now the owner's, 0 when another copy holds it, -1 when done.
+ACQUIRE = """
+if redis.call('GET', KEYS[2]) == 'done' then return -1 end
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 1 end
+return 0
+"""
+# KEYS: lease. ARGV: owner, lease seconds. Renews the lease only while it is the owner's.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+# KEYS: lease, task record, journal, journal messages. ARGV: task id, owner, record TTL, then
+# the next check (epoch seconds), or '' when the task is done.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[2] then redis.call('DEL', KEYS[1]) end
+if ARGV[4] == '' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('SET', KEYS[2], 'done', 'KEEPTTL')
+  else
+    redis.call('SET', KEYS[2], 'done', 'EX', ARGV[3])
+  end
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
+else
+  redis.call('ZADD', KEYS[3], 'XX', ARGV[4], ARGV[1])
+end
+return 1
+"""
+# KEYS: journal, journal messages, lease, queue, kombu's unacked hash and index. ARGV: task id,
+# now, next check. Pushes the journaled message again unless it is leased, waiting in the queue,
+# or finished; returns 1 when it did.
+REPUSH = """
+local message = redis.call('HGET', KEYS[2], ARGV[1])
+if not message then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if redis.call('LPOS', KEYS[4], message, 'RANK', -1) then return 0 end
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('RPUSH', KEYS[4], message)
+return 1
+"""
+
+
+def check_after(now: float) -> float:
+    """When a task queued (or last seen) at `now` is next looked at."""
+    return now + PICKUP_SECONDS
+
+
+class Lease:
+    """A running task's hold on its work, renewed by a thread while the task runs."""
+
+    def __init__(self, client: redis.Redis, task_id: str) -> None:
+        self.client = client
+        self.task_id = task_id
+        self.owner = uuid.uuid4().hex
+        self.stop = threading.Event()
+        self.keys = [
+            keys.lease(task_id),
+            keys.task(task_id),
+            keys.INFLIGHT,
+            keys.INFLIGHT_MESSAGES,
+        ]
+
+    def acquire(self) -> bool | None:
+        """Hold the task: True; False while another copy of it holds it; None when it is done."""
+        held = self.client.eval(ACQUIRE, 2, *self.keys[:2], self.task_id, self.owner, LEASE_SECONDS)
+        if held == -1:
+            logger.info("task %s is done already: this copy does nothing", self.task_id)
+            return None
+        if held == 0:
+            logger.info("task %s is held by another copy: this one waits", self.task_id)
+            return False
+        threading.Thread(target=self.renew, daemon=True, name=f"lease {self.task_id}").start()
+        return True
+
+    def renew(self) -> None:
+        while not self.stop.wait(LEASE_SECONDS / 3):
+            try:
+                self.client.eval(RENEW, 1, self.keys[0], self.owner, LEASE_SECONDS)
+            except redis.RedisError as error:  # Redis may come back before the lease lapses
+                logger.warning("task %s could not renew its lease: %s", self.task_id, error)
+
+    def release(self, done: bool, retry_in: float = 0.0) -> None:
+        """Let go: the task is done, or it is next looked at `retry_in` seconds from now."""
+        self.stop.set()
+        then = "" if done else str(check_after(time.time() + retry_in))
+        self.client.eval(
+            RELEASE, 4, *self.keys, self.task_id, self.owner, keys.TASK_RECORD_TTL, then
+        )
+
+
+def seconds_until(when: float | int | datetime | None) -> float:
+    """A Celery retry's `when` (a countdown or an ETA) in seconds from now."""
+    if isinstance(when, datetime):
+        return max(0.0, when.timestamp() - time.time())
+    return float(when or 0)
+
+
+def reconcile(client: redis.Redis, queue: str) -> list[str]:
+    """Push again the journaled tasks due a check that nobody holds; their ids."""
+    now = time.time()
+    due = client.zrangebyscore(keys.INFLIGHT, "-inf", now, start=0, num=RECONCILE_BATCH)
+    pushed = []
+    script = client.register_script(REPUSH)
+    for raw in due:
+        task_id = text(raw)  # type: ignore[arg-type]  # members only, without scores
+        script_keys = [
+            keys.INFLIGHT,
+            keys.INFLIGHT_MESSAGES,
+            keys.lease(task_id),
+            queue,
+            UNACKED,
+            UNACKED_INDEX,
+        ]
+        if script(keys=script_keys, args=[task_id, now, check_after(now)]) == 1:
+            pushed.append(task_id)
+    if pushed:
+        logger.warning(
+            "queued again %d task(s) whose worker stopped holding them: %s",
+            len(pushed),
+            ", ".join(pushed[:10]),
+        )
+    return pushed

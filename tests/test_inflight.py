@@ -1,0 +1,92 @@
+"""The journal of queued work: what nobody holds is queued again, once; what is held, waiting
+or done is left alone."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from jobs import inflight, keys
+from jobs.queue import EVENT_TASK, Job, enqueue
+
+QUEUE = "inflight-check"  # no worker consumes it
+
+
+def queued(redis_client: redis.Redis, event_id: str) -> str:
+    job = Job(EVENT_TASK, [{"event_id": event_id}], f"({event_id})")
+    return enqueue(redis_client, job, QUEUE).task_id
+
+
+def due_now(redis_client: redis.Redis, task_id: str) -> None:
+    """As if the journal's check of `task_id` had come."""
+    redis_client.zadd(keys.INFLIGHT, {task_id: 0})
+
+
+def reconcile(redis_client: redis.Redis) -> list[str]:
+    return inflight.reconcile(redis_client, QUEUE)
+
+
+def test_a_queued_task_is_journaled_with_its_message(redis_client: redis.Redis) -> None:
+    redis_client.delete(QUEUE)
+    task_id = queued(redis_client, "EvJournal")
+    assert redis_client.hget(keys.INFLIGHT_MESSAGES, task_id) == redis_client.lindex(QUEUE, 0)
+    score = redis_client.zscore(keys.INFLIGHT, task_id)
+    assert score is not None and score > 0
+
+
+def test_a_message_lost_after_its_fetch_is_queued_again_once(redis_client: redis.Redis) -> None:
+    redis_client.delete(QUEUE)
+    task_id = queued(redis_client, "EvLost")
+    message = redis_client.rpop(QUEUE)  # fetched, then gone with the worker or with Redis
+    assert reconcile(redis_client) == []  # not due yet
+    due_now(redis_client, task_id)
+    assert reconcile(redis_client) == [task_id]
+    assert redis_client.lrange(QUEUE, 0, -1) == [message]
+    due_now(redis_client, task_id)
+    assert reconcile(redis_client) == []  # waiting in the queue again: not pushed twice
+    assert redis_client.llen(QUEUE) == 1
+
+
+def test_a_message_stranded_in_kombus_unacked_is_taken_back(redis_client: redis.Redis) -> None:
+    redis_client.delete(QUEUE)
+    task_id = queued(redis_client, "EvStranded")
+    message = redis_client.rpop(QUEUE)
+    redis_client.hset(inflight.UNACKED, task_id, b"[...]")
+    redis_client.zadd(inflight.UNACKED_INDEX, {task_id: 1})
+    due_now(redis_client, task_id)
+    assert reconcile(redis_client) == [task_id]
+    assert redis_client.lrange(QUEUE, 0, -1) == [message]
+    # kombu would otherwise push it too, once its visibility timeout passed.
+    assert not redis_client.hexists(inflight.UNACKED, task_id)
+    assert redis_client.zscore(inflight.UNACKED_INDEX, task_id) is None
+
+
+def test_held_and_done_work_is_left_alone(redis_client: redis.Redis) -> None:
+    redis_client.delete(QUEUE)
+    held, done = queued(redis_client, "EvHeld"), queued(redis_client, "EvDone")
+    redis_client.delete(QUEUE)
+    lease = inflight.Lease(redis_client, held)
+    assert lease.acquire() is True
+    assert inflight.Lease(redis_client, held).acquire() is False  # a second copy waits
+    finished = inflight.Lease(redis_client, done)
+    assert finished.acquire() is True
+    finished.release(done=True)
+    due_now(redis_client, held)
+    assert reconcile(redis_client) == []
+    assert redis_client.llen(QUEUE) == 0
+    assert inflight.Lease(redis_client, done).acquire() is None  # a copy of it does nothing
+    assert redis_client.zscore(keys.INFLIGHT, done) is None
+    lease.release(done=False)  # a holder that stops without finishing: queued again
+    due_now(redis_client, held)
+    assert reconcile(redis_client) == [held]
+
+
+def test_a_retry_is_checked_after_its_countdown(redis_client: redis.Redis) -> None:
+    task_id = queued(redis_client, "EvRetry")
+    lease = inflight.Lease(redis_client, task_id)
+    assert lease.acquire()
+    before = time.time()
+    lease.release(done=False, retry_in=600)
+    score = redis_client.zscore(keys.INFLIGHT, task_id)
+    assert score is not None and score >= inflight.check_after(before + 600)

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
-from croniter import CroniterBadDateError, CroniterError, croniter
+from croniter import CroniterError, croniter
 
 from jobs.digest.model import SECTIONS
 from jobs.errors import ScheduleError, UnknownSchedule
@@ -37,6 +37,8 @@ EMAIL = re.compile(
 # A hashed (`H`) or random (`R`) cron value differs per hash id or per process: no stable slots.
 HASHED = re.compile(r"[hr](\(\d+-\d+\))?(/\d+)?", re.IGNORECASE)
 TAG = "tag:yaml.org,2002:"
+# What YAML's own error says of a tab ("found character that cannot start any token") does not.
+TABS = "tabs are not allowed in YAML: indent with spaces"
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # No file has this stat (mtime, size, inode): the first read always parses the file.
 NEVER_READ = (-1, -1, -1)
@@ -142,13 +144,16 @@ def validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
 def _validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
     report = Report(str(path))
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=LOADER)
+        text = path.read_text(encoding="utf-8")
+        root = yaml.compose(text, Loader=LOADER)
     except OSError as error:
         return {}, [Problem(str(path), 0, "", f"cannot read: {error.strerror}")]
     except UnicodeDecodeError:
         return {}, [Problem(str(path), 0, "", "is not UTF-8 text")]
     except yaml.MarkedYAMLError as error:
         line = error.problem_mark.line + 1 if error.problem_mark else 0
+        if "\t" in "".join(text.splitlines()[line - 1 : line]):
+            return {}, [Problem(str(path), line, "", TABS)]
         reason = ", ".join(part for part in (error.context, error.problem) if part)
         return {}, [Problem(str(path), line, "", f"not valid YAML: {reason}")]
     schedules = _document(report, root)
@@ -173,6 +178,8 @@ REQUIRED = {
     "name": "every schedule needs a name like eng-weekly",
     "cron": 'every schedule needs a cron like "0 9 * * MON"',
     "channels": 'every schedule needs channels to digest, like ["#eng"]',
+    "deliver": 'every schedule needs somewhere to deliver, like {slack: ["#eng-digest"]} or '
+    "{email: [eng@example.com]}",
 }
 
 
@@ -380,7 +387,12 @@ def _deliver(report: Report, node: yaml.Node, where: str) -> dict[str, tuple[str
     if pairs is None:
         return None
     deliver, failed = _fields(report, pairs, where, DESTINATIONS)
-    return None if failed else deliver
+    if failed:
+        return None
+    if not any(deliver.values()):
+        report(node, where, "delivers nowhere: list a Slack channel or an email address")
+        return None
+    return deliver
 
 
 def _name_problem(name: str) -> str | None:
@@ -391,27 +403,57 @@ def _name_problem(name: str) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _cron_problem(expression: str) -> str | None:
-    """Why `expression` is not a cron we can run, or None; cached: croniter's parse is slow."""
+    """Why `expression` is not a cron we can run, or None; cached: croniter's parse is slow.
+
+    What croniter runs is valid, including a day of the month that never comes in the months
+    named, since a day-of-week then still fires it (`0 0 31 2 0`: Sundays in February).
+    """
     fields = expression.split()
     expected = (
         "expected 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds last"
     )
-    if not expression.startswith("@"):
-        if len(fields) not in (5, 6):
-            return f"{expression!r} has {len(fields)} fields; {expected}"
-        if any(HASHED.fullmatch(part) for value in fields for part in value.split(",")):
-            return f"{expression!r}: H and R differ per process; spread runs with jitter instead"
-    try:
-        croniter.expand(expression, strict=True)
-    except CroniterError as error:
-        return f"{expression!r} is not a valid cron ({error}); {expected}"
-    if not any(mark in expression.upper() for mark in "#LW"):
+    if expression.startswith("@"):
+        if expression.lower() not in NICKNAMES:
+            return f"{expression!r} is not one of {', '.join(NICKNAMES)}"
         return None
-    # `#`, `L` and `W` days must match both day fields, which can never happen (`1 * 1#2`).
+    if len(fields) not in (5, 6):
+        return f"{expression!r} has {len(fields)} fields; {expected}"
+    if any(HASHED.fullmatch(part) for value in fields for part in value.split(",")):
+        return f"{expression!r}: H and R differ per process; spread runs with jitter instead"
+    try:
+        croniter.expand(expression)
+    except CroniterError:
+        return f"{expression!r} is not a valid cron: {_cron_field_problem(fields) or expected}"
     try:
         step(expression, datetime(2000, 1, 1), forward=True)
-    except CroniterBadDateError:
-        return f"{expression!r} never fires: with #, L or W both day fields must match"
+    except ScheduleError:
+        if any(mark in expression.upper() for mark in "#LW"):
+            # `#`, `L` and `W` days must match both day fields, which can never happen.
+            return f"{expression!r} never fires: with #, L or W both day fields must match"
+        return (
+            f"{expression!r} never fires: day {fields[2]} of the month never comes in those "
+            "months; name a day-of-week too, or another day"
+        )
+    return None
+
+
+def _cron_field_problem(fields: list[str]) -> str | None:
+    """Which field of a cron croniter refuses, and why, in our words; None if none alone is."""
+    for index, value in enumerate(fields):
+        probe = ["*"] * len(fields)
+        probe[index] = value
+        try:
+            croniter.expand(" ".join(probe))
+        except CroniterError:
+            name, plural, low, high, words = CRON_FIELDS[index]
+            # The numbers a value names, not its steps (`*/5`) or nth weekdays (`1#2`).
+            numbers = [int(n) for n in re.findall(r"(?<![/#\d])\d+", value)]
+            if any(not low <= number <= high for number in numbers):
+                return f"the {name} field {value!r} is out of range: {plural} are {low} to {high}"
+            return (
+                f"the {name} field {value!r} is not valid: expected {plural} {low} to {high}"
+                f"{words}, lists (1,2), ranges (1-5) or steps (*/5)"
+            )
     return None
 
 
@@ -456,6 +498,17 @@ def _section_problem(section: str) -> str | None:
     hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(SECTIONS)}"
     return f"{section!r} is not a section: {hint}"
 
+
+# Each cron field: its name, what it counts, its range, and the names it also takes.
+CRON_FIELDS = (
+    ("minute", "minutes", 0, 59, ""),
+    ("hour", "hours", 0, 23, ""),
+    ("day-of-month", "days", 1, 31, " or L"),
+    ("month", "months", 1, 12, " or JAN to DEC"),
+    ("day-of-week", "days", 0, 7, " or SUN to SAT"),
+    ("second", "seconds", 0, 59, ""),
+)
+NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 DESTINATIONS: dict[str, Parser] = {
     "slack": _listed(_channel_problem),

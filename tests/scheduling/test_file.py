@@ -142,6 +142,7 @@ schedules:
     cron: "0 25 * * *"
     cron: "0 9 * * *"
     channels: ["#eng"]
+    deliver: {slack: ["#eng-digest"]}
 """
 
 
@@ -186,7 +187,18 @@ def test_every_problem_is_reported_at_once_with_its_line_and_field(tmp_path: Pat
         ("catchup: 90", "'90' is not a duration like 30s"),
         ('cron: "H 9 * * *"', "H and R differ per process"),
         ('cron: "0 9 * * * * 2030"', "has 7 fields"),
-        ('cron: "0 9 31 2 *"', "can never occur"),
+        ('cron: "0 9 31 2 *"', "never fires: day 31 of the month never comes in those months"),
+        ('cron: "0 25 * * *"', "the hour field '25' is out of range: hours are 0 to 23"),
+        ('cron: "61 * * * *"', "the minute field '61' is out of range: minutes are 0 to 59"),
+        ('cron: "0 0 * 13 *"', "the month field '13' is out of range: months are 1 to 12"),
+        ('cron: "0 0 * * 1-9"', "the day-of-week field '1-9' is out of range"),
+        ('cron: "0 0 0 * *"', "the day-of-month field '0' is out of range: days are 1 to 31"),
+        ('cron: "* * * * * 61"', "the second field '61' is out of range: seconds are 0 to 59"),
+        ('cron: "*/0 * * * *"', "the minute field '*/0' is not valid"),
+        ('cron: "0 0 * * 1#6"', "the day-of-week field '1#6' is not valid"),
+        ('cron: "@fortnightly"', "'@fortnightly' is not one of @yearly, @annually, @monthly"),
+        ("deliver: {}", "delivers nowhere: list a Slack channel or an email address"),
+        ("deliver: {slack: [], email: []}", "delivers nowhere"),
         ("timezone: america/new_york", "did you mean America/New_York"),
         ("sections: []", "list at least one of summary"),
         ("deliver: {sms: [x]}", "unknown key 'sms': expected one of slack, email"),
@@ -196,16 +208,64 @@ def test_every_problem_is_reported_at_once_with_its_line_and_field(tmp_path: Pat
     ],
 )
 def test_field_problems_say_what_would_be_valid(tmp_path: Path, fields: str, message: str) -> None:
-    good = {"name": "a", "cron": '"0 9 * * *"', "channels": '["#a"]'}
+    good = {
+        "name": "a",
+        "cron": '"0 9 * * *"',
+        "channels": '["#a"]',
+        "deliver": '{slack: ["#d"]}',
+    }
     kept = [f"{key}: {value}" for key, value in good.items() if not fields.startswith(key)]
     path = write(tmp_path, f"version: 1\nschedules:\n  - {{{', '.join([*kept, fields])}}}\n")
     _, problems = validate(path)
     assert len(problems) == 1 and problems[0].line == 3
     assert message in problems[0].message
+    assert "acceptable" not in problems[0].message  # croniter's words stay out
+
+
+def test_a_schedule_without_deliver_is_an_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, 'version: 1\nschedules:\n  - {name: a, cron: "0 9 * * *", channels: [a]}\n'
+    )
+    _, problems = validate(path)
+    assert [str(p) for p in problems] == [
+        f"{path}:3: schedules[0] (a).deliver: missing: every schedule needs somewhere to "
+        'deliver, like {slack: ["#eng-digest"]} or {email: [eng@example.com]}'
+    ]
+
+
+def test_a_deliver_default_serves_every_schedule(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\ndefaults: {deliver: {email: [x@example.com]}}\nschedules:\n"
+        '  - {name: a, cron: "0 9 * * *", channels: [a]}\n',
+    )
+    assert load(path)["a"].email == ("x@example.com",)
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 0", "0 0 30 2 MON", "0 12 31 4,6 SAT"])
+def test_a_day_of_month_or_day_of_week_cron_is_valid_and_has_slots(
+    tmp_path: Path, cron: str
+) -> None:
+    entry = f'{{name: a, cron: "{cron}", channels: [a], deliver: {{slack: [d]}}}}'
+    path = write(tmp_path, f"version: 1\nschedules:\n  - {entry}\n")
+    schedule = load(path)["a"]
+    slots = schedule.next_slots(datetime(2027, 1, 1, tzinfo=UTC), 3)
+    weekday = {"0": 6, "MON": 0, "SAT": 5}[cron.split()[-1]]
+    assert all(slot.weekday() == weekday for slot in slots)
+    assert schedule.latest_slot(slots[-1]) == slots[-1]
+    assert schedule.window_for(slots[1]).start == slots[0]
+
+
+def test_a_tab_in_the_file_is_named_as_such(tmp_path: Path) -> None:
+    path = write(tmp_path, 'version: 1\nschedules:\n\t- {name: a, cron: "0 9 * * *"}\n')
+    _, problems = validate(path)
+    assert [str(p) for p in problems] == [
+        f"{path}:3: tabs are not allowed in YAML: indent with spaces"
+    ]
 
 
 def test_a_broken_default_is_reported_once_not_for_every_schedule(tmp_path: Path) -> None:
-    entry = '{name: %s, cron: "0 9 * * *"}'
+    entry = '{name: %s, cron: "0 9 * * *", deliver: {slack: [d]}}'
     path = write(
         tmp_path,
         f"version: 1\ndefaults: {{channels: []}}\nschedules:\n"
@@ -249,14 +309,15 @@ version: 1
 schedules:
   - {name: eng-weekly, cron: "0 9 * * MON", timezone: Europe/Berlin, channels: ["#eng"],
      deliver: {slack: ["#eng-digest"], email: [eng@example.com]}}
-  - {name: paused, cron: "0 9 * * *", channels: ["#eng"], enabled: false}
+  - {name: paused, cron: "0 9 * * *", channels: ["#eng"], enabled: false,
+     deliver: {slack: ["#eng-digest"]}}
 """,
     )
     assert main(["validate", str(path)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "eng-weekly  0 9 * * MON  Europe/Berlin  next 2026-11-30T09:00:00+01:00"
         "  to slack #eng-digest, email eng@example.com",
-        "paused  0 9 * * *  UTC  next (disabled)  to nowhere",
+        "paused  0 9 * * *  UTC  next (disabled)  to slack #eng-digest",
     ]
 
 

@@ -256,7 +256,8 @@ def schedules_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     path = tmp_path / "schedules.yaml"
     path.write_text(
         "version: 1\nschedules:\n"
-        '  - {name: ny, cron: "30 2 * * *", timezone: America/New_York, channels: ["#eng"]}\n'
+        '  - {name: ny, cron: "30 2 * * *", timezone: America/New_York, channels: ["#eng"],\n'
+        '     deliver: {slack: ["#d"]}}\n'
     )
     monkeypatch.setenv("SCHEDULES_FILE", str(path))
     get_settings.cache_clear()

@@ -36,6 +36,7 @@ TOKEN = "trigger-token-0123456789abcdef"
 # A daily cron away from midnight UTC, so that no slot boundary falls inside a test.
 SCHEDULES = """\
 version: 1
+defaults: {{deliver: {{slack: ["#nowhere"]}}}}
 schedules:
   - name: {name}
     cron: "0 9 * * *"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from croniter import CroniterError, croniter
 from jobs.digest.model import SECTIONS
 from jobs.errors import ScheduleError, UnknownSchedule
 from jobs.garbage import collector_paused
+from jobs.scheduling.limits import MAX_BYTES, MAX_ITEMS, MAX_LENGTH, MAX_PROBLEMS, MAX_SCHEDULES
 from jobs.scheduling.slots import MAX_TIMEOUT, Schedule, format_duration, parse_duration, step
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -144,7 +146,13 @@ def validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
 def _validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
     report = Report(str(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:  # no more than the limit is read, let alone parsed
+            data = file.read(MAX_BYTES + 1)
+            if len(data) > MAX_BYTES:
+                size = f"{os.fstat(file.fileno()).st_size:,}"
+                limit = f"a schedules file holds at most {MAX_BYTES:,} (2 MiB)"
+                return {}, [Problem(str(path), 0, "", f"is {size} bytes: {limit}")]
+        text = data.decode("utf-8")
         root = yaml.compose(text, Loader=LOADER)
     except OSError as error:
         return {}, [Problem(str(path), 0, "", f"cannot read: {error.strerror}")]
@@ -156,18 +164,29 @@ def _validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
             return {}, [Problem(str(path), line, "", TABS)]
         reason = ", ".join(part for part in (error.context, error.problem) if part)
         return {}, [Problem(str(path), line, "", f"not valid YAML: {reason}")]
-    schedules = _document(report, root)
+    try:
+        schedules = _document(report, root)
+    except TooManyProblems:
+        schedules = {}
+        stop = f"stopped looking after {MAX_PROBLEMS} problems: fix these first"
+        report.problems.append(Problem(str(path), 0, "", stop))
     return schedules, sorted(report.problems, key=lambda problem: problem.line)
 
 
+class TooManyProblems(Exception):
+    """Enough is reported: a file broken everywhere must not cost a problem per line."""
+
+
 class Report:
-    """Collects every problem of one file instead of stopping at the first."""
+    """Collects every problem of one file instead of stopping at the first (up to a limit)."""
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
 
     def __call__(self, node: yaml.Node, where: str, message: str) -> None:
+        if len(self.problems) == MAX_PROBLEMS:
+            raise TooManyProblems
         self.problems.append(Problem(self.file, node.start_mark.line + 1, where, message))
 
 
@@ -227,6 +246,10 @@ def _schedules(
 ) -> dict[str, Schedule]:
     schedules: dict[str, Schedule] = {}
     lines: dict[str, int] = {}  # where each name first appeared
+    if len(entries) > MAX_SCHEDULES:
+        most = f"a file holds at most {MAX_SCHEDULES:,}"
+        report(entries[MAX_SCHEDULES], "schedules", f"{len(entries):,} schedules: {most}")
+        return schedules
     for index, entry in enumerate(entries):
         where = _label(entry, index)
         pairs = _pairs(report, entry, where)
@@ -252,7 +275,7 @@ def _schedules(
 def _label(entry: yaml.Node, index: int) -> str:
     """How problems name a schedule: by index, and by name when it has a good one."""
     for key, value in entry.value if isinstance(entry, yaml.MappingNode) else ():
-        if key.value == "name" and value.tag == f"{TAG}str" and NAME.fullmatch(value.value):
+        if key.value == "name" and value.tag == f"{TAG}str" and _is_name(value.value):
             return f"schedules[{index}] ({value.value})"
     return f"schedules[{index}]"
 
@@ -297,15 +320,20 @@ def _fields(
 
 
 def _unknown(key: str, valid: Any) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1)
+    close = difflib.get_close_matches(key, list(valid), n=1) if len(key) < 40 else []
     if close:
-        return f"unknown key {key!r}: did you mean {close[0]!r}?"
-    return f"unknown key {key!r}: expected one of {', '.join(valid)}"
+        return f"unknown key {_quoted(key)}: did you mean {close[0]!r}?"
+    return f"unknown key {_quoted(key)}: expected one of {', '.join(valid)}"
+
+
+def _quoted(text: str) -> str:
+    """`text` as problems show it: whole when short, else its start (the line says where)."""
+    return repr(text) if len(text) <= 40 else f"{text[:30]!r}…"
 
 
 def _shown(node: yaml.Node) -> str:
     if isinstance(node, yaml.ScalarNode):
-        return "nothing" if node.tag == f"{TAG}null" else repr(node.value)
+        return "nothing" if node.tag == f"{TAG}null" else _quoted(str(node.value))
     return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
 
 
@@ -320,11 +348,15 @@ def _text(report: Report, node: yaml.Node, where: str) -> str | None:
     return None
 
 
-def _checked(problem: Callable[[str], str | None]) -> Parser:
-    """A parser of text that `problem` accepts (says nothing about)."""
+def _checked(problem: Callable[[str], str | None], longest: int) -> Parser:
+    """A parser of text of at most `longest` characters that `problem` accepts (says nothing
+    about); the length is checked first, so no check ever sees a huge value."""
 
     def parse(report: Report, node: yaml.Node, where: str) -> str | None:
         text = _text(report, node, where)
+        if text is not None and len(text) > longest:
+            report(node, where, f"{_quoted(text)} is {len(text):,} characters: at most {longest}")
+            return None
         message = None if text is None else problem(text)
         if message is not None:
             report(node, where, message)
@@ -334,13 +366,17 @@ def _checked(problem: Callable[[str], str | None]) -> Parser:
     return parse
 
 
-def _listed(problem: Callable[[str], str | None], empty: str | None = None) -> Parser:
-    """A parser of a list of texts that `problem` accepts; `empty` says why none is wrong."""
-    item = _checked(problem)
+def _listed(problem: Callable[[str], str | None], longest: int, empty: str | None = None) -> Parser:
+    """A parser of a list of at most `MAX_ITEMS` texts that `problem` accepts; `empty` says why
+    none is wrong."""
+    item = _checked(problem, longest)
 
     def parse(report: Report, node: yaml.Node, where: str) -> tuple[str, ...] | None:
         if not isinstance(node, yaml.SequenceNode):
             report(node, where, f"expected a list like [a, b], not {_shown(node)}")
+            return None
+        if len(node.value) > MAX_ITEMS:
+            report(node, where, f"{len(node.value):,} items: at most {MAX_ITEMS}")
             return None
         if empty is not None and not node.value:
             report(node, where, empty)
@@ -395,8 +431,12 @@ def _deliver(report: Report, node: yaml.Node, where: str) -> dict[str, tuple[str
     return deliver
 
 
+def _is_name(text: str) -> bool:
+    return len(text) <= MAX_LENGTH["name"] and NAME.fullmatch(text) is not None
+
+
 def _name_problem(name: str) -> str | None:
-    if NAME.fullmatch(name):
+    if _is_name(name):
         return None
     return f"{name!r} is not a name: use lowercase letters, digits and '-', like eng-weekly"
 
@@ -511,17 +551,23 @@ CRON_FIELDS = (
 NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 DESTINATIONS: dict[str, Parser] = {
-    "slack": _listed(_channel_problem),
-    "email": _listed(_email_problem),
+    "slack": _listed(_channel_problem, MAX_LENGTH["channel"]),
+    "email": _listed(_email_problem, MAX_LENGTH["email"]),
 }
 FIELDS: dict[str, Parser] = {
-    "name": _checked(_name_problem),
-    "cron": _checked(_cron_problem),
-    "timezone": _checked(_zone_problem),
-    "channels": _listed(_channel_problem, empty='list at least one channel, like ["#eng"]'),
+    "name": _checked(_name_problem, MAX_LENGTH["name"]),
+    "cron": _checked(_cron_problem, MAX_LENGTH["cron"]),
+    "timezone": _checked(_zone_problem, MAX_LENGTH["timezone"]),
+    "channels": _listed(
+        _channel_problem, MAX_LENGTH["channel"], empty='list at least one channel, like ["#eng"]'
+    ),
     "window": _lasting(least=timedelta(seconds=1)),
     "deliver": _deliver,
-    "sections": _listed(_section_problem, empty=f"list at least one of {', '.join(SECTIONS)}"),
+    "sections": _listed(
+        _section_problem,
+        40,  # longer than any section: a typo still gets its "did you mean"
+        empty=f"list at least one of {', '.join(SECTIONS)}",
+    ),
     "skip_if_quiet": _boolean,
     "enabled": _boolean,
     "jitter": _lasting(),

@@ -9,9 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
+from bench.limits import largest_file
 from jobs.cli import main
 from jobs.config import get_settings
 from jobs.errors import ScheduleError
+from jobs.scheduling import limits
 from jobs.scheduling.file import Problem, load, validate
 from jobs.scheduling.slots import Schedule, parse_slot
 from tests.conftest import ROOT
@@ -332,3 +334,80 @@ def test_validate_reads_schedules_file_by_default(
     finally:
         get_settings.cache_clear()
     assert capsys.readouterr().out == f"{path}: no schedules\n"
+
+
+def entry(**fields: str) -> str:
+    """One schedule in flow style: a valid one, with `fields` in place of its own."""
+    values = {"name": "a", "cron": '"0 9 * * *"', "channels": "[C1]", "deliver": "{slack: [C2]}"}
+    return "{" + ", ".join(f"{key}: {value}" for key, value in {**values, **fields}.items()) + "}"
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    # Past the limit lies YAML that does not parse: only the size may be reported.
+    text = "version: 1\nschedules: []\n" + "#" * limits.MAX_BYTES + "\n[unclosed"
+    path = write(tmp_path, text)
+    _, problems = validate(path)
+    assert [str(p) for p in problems] == [
+        f"{path}: is {len(text):,} bytes: a schedules file holds at most 2,097,152 (2 MiB)"
+    ]
+
+
+def test_more_schedules_than_the_limit_are_refused_at_the_first_one_too_many(
+    tmp_path: Path,
+) -> None:
+    count = limits.MAX_SCHEDULES + 5
+    lines = [f"  - {entry(name=f's{i}')}" for i in range(count)]
+    path = write(tmp_path, "version: 1\nschedules:\n" + "\n".join(lines) + "\n")
+    schedules, problems = validate(path)
+    first_extra = 3 + limits.MAX_SCHEDULES
+    assert [str(p) for p in problems] == [
+        f"{path}:{first_extra}: schedules: {count:,} schedules: a file holds at most 10,000"
+    ]
+    assert schedules == {}
+
+
+@pytest.mark.parametrize(
+    ("fields", "where", "message"),
+    [
+        ({"channels": "[" + ", ".join(["C1"] * 101) + "]"}, "channels", "101 items: at most 100"),
+        (
+            {"deliver": "{slack: [" + ", ".join(["C1"] * 101) + "]}"},
+            "deliver.slack",
+            "101 items: at most 100",
+        ),
+        (
+            {"deliver": "{email: [" + ", ".join(["a@example.com"] * 101) + "]}"},
+            "deliver.email",
+            "101 items: at most 100",
+        ),
+        ({"sections": "[" + ", ".join(["summary"] * 101) + "]"}, "sections", "101 items: at most"),
+        ({"name": "a" * 64}, "name", "is 64 characters: at most 63"),
+        ({"channels": f"[C{'1' * 81}]"}, "channels[0]", "is 82 characters: at most 81"),
+        ({"channels": f"['#{'e' * 80}']"}, "channels[0]", None),
+        ({"channels": f"['#{'e' * 81}']"}, "channels[0]", "is 82 characters: at most 81"),
+        ({"deliver": f"{{email: [{'a' * 243}@example.com]}}"}, "deliver.email[0]", "255 char"),
+        ({"cron": '"' + "0," * 100 + '0 9 * * *"'}, "cron", "is 209 characters: at most 200"),
+        ({"timezone": "Europe/" + "x" * 60}, "timezone", "is 67 characters: at most 64"),
+    ],
+)
+def test_every_list_and_text_has_a_limit_named_with_its_field(
+    tmp_path: Path, fields: dict[str, str], where: str, message: str | None
+) -> None:
+    path = write(tmp_path, f"version: 1\nschedules:\n  - {entry(**fields)}\n")
+    _, problems = validate(path)
+    if message is None:
+        assert problems == []
+        return
+    assert len(problems) == 1
+    assert problems[0].line == 3
+    assert problems[0].field.endswith(f".{where}")
+    assert message in problems[0].message
+    assert len(problems[0].message) < 120  # a long value is not echoed whole
+
+
+def test_the_largest_file_the_limits_allow_is_valid(tmp_path: Path) -> None:
+    path = write(tmp_path, largest_file())
+    assert path.stat().st_size <= limits.MAX_BYTES
+    schedules, problems = validate(path)
+    assert problems == []
+    assert len(schedules) == limits.MAX_SCHEDULES

@@ -411,3 +411,12 @@ def test_the_largest_file_the_limits_allow_is_valid(tmp_path: Path) -> None:
     schedules, problems = validate(path)
     assert problems == []
     assert len(schedules) == limits.MAX_SCHEDULES
+
+
+def test_a_file_broken_everywhere_is_reported_up_to_a_limit(tmp_path: Path) -> None:
+    lines = [f"  - {entry(name=f's{i}', cron=repr('0 25 * * *'))}" for i in range(150)]
+    path = write(tmp_path, "version: 1\nschedules:\n" + "\n".join(lines) + "\n")
+    _, problems = validate(path)
+    assert len(problems) == limits.MAX_PROBLEMS + 1
+    assert str(problems[0]) == f"{path}: stopped looking after 100 problems: fix these first"
+    assert all(p.field.endswith(".cron") for p in problems[1:])

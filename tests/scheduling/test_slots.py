@@ -313,3 +313,12 @@ def test_slots_past_what_a_datetime_holds_are_an_error_not_an_overflow() -> None
         yearly.next_slots(datetime(2100, 1, 1, tzinfo=UTC), 8000)
     with pytest.raises(ScheduleError, match="'0 0 1 1 \\*' has no slot before 0001-01-01"):
         yearly.latest_slot(datetime(1, 1, 1, tzinfo=UTC))
+
+
+def test_a_cron_that_never_fires_is_an_error_not_a_crash() -> None:
+    never = Schedule(name="never", cron="0 0 31 2 *", channels=("#eng",))
+    moment = datetime(2027, 1, 1, tzinfo=UTC)
+    with pytest.raises(ScheduleError, match="'0 0 31 2 \\*' has no slot after 2027-01-01"):
+        never.next_slot(moment)
+    with pytest.raises(ScheduleError, match="has no slot before 2027-01-01"):
+        never.latest_slot(moment)

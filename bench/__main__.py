@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import digest, preview, schedules, webhook
+from bench import digest, limits, preview, schedules, webhook
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "webhook": webhook.main,
     "digest": digest.main,
     "preview": preview.main,
     "schedules": schedules.main,
+    "limits": limits.main,
 }
 
 

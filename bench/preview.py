@@ -36,6 +36,7 @@ schedules:
     cron: "0 0 * * MON"
     channels: ["#firehose"]
     window: {WINDOW}
+    deliver: {{slack: ["#firehose"]}}
 """
 # The baseline: a script that pages the window's history with slack_sdk and keeps nothing.
 PAGING = """\

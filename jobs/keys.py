@@ -65,9 +65,10 @@ def history(schedule: str) -> str:
     return f"{PREFIX}history:{schedule}"
 
 
-def directory(kind: str, name: str) -> str:
-    """A cached Slack name: of a `channels` ID or `#name` (both ways), `users`, or `team`."""
-    return f"{PREFIX}directory:{kind}:{name}"
+def directory(team: str, kind: str, name: str) -> str:
+    """A cached Slack name in workspace `team`: of a `channels` ID or `#name` (both ways), or
+    `users`; one workspace's `#eng` is not another's."""
+    return f"{PREFIX}directory:{team}:{kind}:{name}"
 
 
 def enqueued(run_id: str) -> str:

@@ -19,6 +19,7 @@ from jobs.errors import PermanentError, RetryableError
 from jobs.scheduling.slots import format_duration, parse_duration
 from jobs.slack.api import web_client
 from jobs.slack.directory import CHANNEL_ID, Directory
+from jobs.slack.mrkdwn import escape
 from jobs.slack.revocation import ensure_not_revoked
 
 DEFAULT_WINDOW = timedelta(days=7)
@@ -89,7 +90,8 @@ def answer(
             request=request,
         )
     except PermanentError as error:
-        return Answer(f"No digest: {error}", posted=False)
+        # The error may quote what was typed: inert, as the web's immediate answer is.
+        return Answer(f"No digest: {escape(str(error))}", posted=False)
     except RetryableError:
         return Answer("Slack is busy right now; ask again in a minute.", posted=False)
     shown = f"<#{channel}>" if CHANNEL_ID.fullmatch(channel) else channel

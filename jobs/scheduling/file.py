@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +21,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
-from croniter import CroniterBadDateError, CroniterError, croniter
+from croniter import CroniterError, croniter
 
 from jobs.digest.model import SECTIONS
 from jobs.errors import ScheduleError, UnknownSchedule
 from jobs.garbage import collector_paused
+from jobs.scheduling.limits import MAX_BYTES, MAX_ITEMS, MAX_LENGTH, MAX_PROBLEMS, MAX_SCHEDULES
 from jobs.scheduling.slots import MAX_TIMEOUT, Schedule, format_duration, parse_duration, step
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -37,6 +39,8 @@ EMAIL = re.compile(
 # A hashed (`H`) or random (`R`) cron value differs per hash id or per process: no stable slots.
 HASHED = re.compile(r"[hr](\(\d+-\d+\))?(/\d+)?", re.IGNORECASE)
 TAG = "tag:yaml.org,2002:"
+# What YAML's own error says of a tab ("found character that cannot start any token") does not.
+TABS = "tabs are not allowed in YAML: indent with spaces"
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # No file has this stat (mtime, size, inode): the first read always parses the file.
 NEVER_READ = (-1, -1, -1)
@@ -142,27 +146,47 @@ def validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
 def _validate(path: Path) -> tuple[dict[str, Schedule], list[Problem]]:
     report = Report(str(path))
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=LOADER)
+        with path.open("rb") as file:  # no more than the limit is read, let alone parsed
+            data = file.read(MAX_BYTES + 1)
+            if len(data) > MAX_BYTES:
+                size = f"{os.fstat(file.fileno()).st_size:,}"
+                limit = f"a schedules file holds at most {MAX_BYTES:,} (2 MiB)"
+                return {}, [Problem(str(path), 0, "", f"is {size} bytes: {limit}")]
+        text = data.decode("utf-8")
+        root = yaml.compose(text, Loader=LOADER)
     except OSError as error:
         return {}, [Problem(str(path), 0, "", f"cannot read: {error.strerror}")]
     except UnicodeDecodeError:
         return {}, [Problem(str(path), 0, "", "is not UTF-8 text")]
     except yaml.MarkedYAMLError as error:
         line = error.problem_mark.line + 1 if error.problem_mark else 0
+        if "\t" in "".join(text.splitlines()[line - 1 : line]):
+            return {}, [Problem(str(path), line, "", TABS)]
         reason = ", ".join(part for part in (error.context, error.problem) if part)
         return {}, [Problem(str(path), line, "", f"not valid YAML: {reason}")]
-    schedules = _document(report, root)
+    try:
+        schedules = _document(report, root)
+    except TooManyProblems:
+        schedules = {}
+        stop = f"stopped looking after {MAX_PROBLEMS} problems: fix these first"
+        report.problems.append(Problem(str(path), 0, "", stop))
     return schedules, sorted(report.problems, key=lambda problem: problem.line)
 
 
+class TooManyProblems(Exception):
+    """Enough is reported: a file broken everywhere must not cost a problem per line."""
+
+
 class Report:
-    """Collects every problem of one file instead of stopping at the first."""
+    """Collects every problem of one file instead of stopping at the first (up to a limit)."""
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
 
     def __call__(self, node: yaml.Node, where: str, message: str) -> None:
+        if len(self.problems) == MAX_PROBLEMS:
+            raise TooManyProblems
         self.problems.append(Problem(self.file, node.start_mark.line + 1, where, message))
 
 
@@ -173,6 +197,8 @@ REQUIRED = {
     "name": "every schedule needs a name like eng-weekly",
     "cron": 'every schedule needs a cron like "0 9 * * MON"',
     "channels": 'every schedule needs channels to digest, like ["#eng"]',
+    "deliver": 'every schedule needs somewhere to deliver, like {slack: ["#eng-digest"]} or '
+    "{email: [eng@example.com]}",
 }
 
 
@@ -220,6 +246,10 @@ def _schedules(
 ) -> dict[str, Schedule]:
     schedules: dict[str, Schedule] = {}
     lines: dict[str, int] = {}  # where each name first appeared
+    if len(entries) > MAX_SCHEDULES:
+        most = f"a file holds at most {MAX_SCHEDULES:,}"
+        report(entries[MAX_SCHEDULES], "schedules", f"{len(entries):,} schedules: {most}")
+        return schedules
     for index, entry in enumerate(entries):
         where = _label(entry, index)
         pairs = _pairs(report, entry, where)
@@ -245,7 +275,7 @@ def _schedules(
 def _label(entry: yaml.Node, index: int) -> str:
     """How problems name a schedule: by index, and by name when it has a good one."""
     for key, value in entry.value if isinstance(entry, yaml.MappingNode) else ():
-        if key.value == "name" and value.tag == f"{TAG}str" and NAME.fullmatch(value.value):
+        if key.value == "name" and value.tag == f"{TAG}str" and _is_name(value.value):
             return f"schedules[{index}] ({value.value})"
     return f"schedules[{index}]"
 
@@ -290,15 +320,20 @@ def _fields(
 
 
 def _unknown(key: str, valid: Any) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1)
+    close = difflib.get_close_matches(key, list(valid), n=1) if len(key) < 40 else []
     if close:
-        return f"unknown key {key!r}: did you mean {close[0]!r}?"
-    return f"unknown key {key!r}: expected one of {', '.join(valid)}"
+        return f"unknown key {_quoted(key)}: did you mean {close[0]!r}?"
+    return f"unknown key {_quoted(key)}: expected one of {', '.join(valid)}"
+
+
+def _quoted(text: str) -> str:
+    """`text` as problems show it: whole when short, else its start (the line says where)."""
+    return repr(text) if len(text) <= 40 else f"{text[:30]!r}…"
 
 
 def _shown(node: yaml.Node) -> str:
     if isinstance(node, yaml.ScalarNode):
-        return "nothing" if node.tag == f"{TAG}null" else repr(node.value)
+        return "nothing" if node.tag == f"{TAG}null" else _quoted(str(node.value))
     return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
 
 
@@ -313,11 +348,15 @@ def _text(report: Report, node: yaml.Node, where: str) -> str | None:
     return None
 
 
-def _checked(problem: Callable[[str], str | None]) -> Parser:
-    """A parser of text that `problem` accepts (says nothing about)."""
+def _checked(problem: Callable[[str], str | None], longest: int) -> Parser:
+    """A parser of text of at most `longest` characters that `problem` accepts (says nothing
+    about); the length is checked first, so no check ever sees a huge value."""
 
     def parse(report: Report, node: yaml.Node, where: str) -> str | None:
         text = _text(report, node, where)
+        if text is not None and len(text) > longest:
+            report(node, where, f"{_quoted(text)} is {len(text):,} characters: at most {longest}")
+            return None
         message = None if text is None else problem(text)
         if message is not None:
             report(node, where, message)
@@ -327,13 +366,17 @@ def _checked(problem: Callable[[str], str | None]) -> Parser:
     return parse
 
 
-def _listed(problem: Callable[[str], str | None], empty: str | None = None) -> Parser:
-    """A parser of a list of texts that `problem` accepts; `empty` says why none is wrong."""
-    item = _checked(problem)
+def _listed(problem: Callable[[str], str | None], longest: int, empty: str | None = None) -> Parser:
+    """A parser of a list of at most `MAX_ITEMS` texts that `problem` accepts; `empty` says why
+    none is wrong."""
+    item = _checked(problem, longest)
 
     def parse(report: Report, node: yaml.Node, where: str) -> tuple[str, ...] | None:
         if not isinstance(node, yaml.SequenceNode):
             report(node, where, f"expected a list like [a, b], not {_shown(node)}")
+            return None
+        if len(node.value) > MAX_ITEMS:
+            report(node, where, f"{len(node.value):,} items: at most {MAX_ITEMS}")
             return None
         if empty is not None and not node.value:
             report(node, where, empty)
@@ -380,38 +423,77 @@ def _deliver(report: Report, node: yaml.Node, where: str) -> dict[str, tuple[str
     if pairs is None:
         return None
     deliver, failed = _fields(report, pairs, where, DESTINATIONS)
-    return None if failed else deliver
+    if failed:
+        return None
+    if not any(deliver.values()):
+        report(node, where, "delivers nowhere: list a Slack channel or an email address")
+        return None
+    return deliver
+
+
+def _is_name(text: str) -> bool:
+    return len(text) <= MAX_LENGTH["name"] and NAME.fullmatch(text) is not None
 
 
 def _name_problem(name: str) -> str | None:
-    if NAME.fullmatch(name):
+    if _is_name(name):
         return None
     return f"{name!r} is not a name: use lowercase letters, digits and '-', like eng-weekly"
 
 
 @lru_cache(maxsize=65536)
 def _cron_problem(expression: str) -> str | None:
-    """Why `expression` is not a cron we can run, or None; cached: croniter's parse is slow."""
+    """Why `expression` is not a cron we can run, or None; cached: croniter's parse is slow.
+
+    What croniter runs is valid, including a day of the month that never comes in the months
+    named, since a day-of-week then still fires it (`0 0 31 2 0`: Sundays in February).
+    """
     fields = expression.split()
     expected = (
         "expected 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds last"
     )
-    if not expression.startswith("@"):
-        if len(fields) not in (5, 6):
-            return f"{expression!r} has {len(fields)} fields; {expected}"
-        if any(HASHED.fullmatch(part) for value in fields for part in value.split(",")):
-            return f"{expression!r}: H and R differ per process; spread runs with jitter instead"
-    try:
-        croniter.expand(expression, strict=True)
-    except CroniterError as error:
-        return f"{expression!r} is not a valid cron ({error}); {expected}"
-    if not any(mark in expression.upper() for mark in "#LW"):
+    if expression.startswith("@"):
+        if expression.lower() not in NICKNAMES:
+            return f"{expression!r} is not one of {', '.join(NICKNAMES)}"
         return None
-    # `#`, `L` and `W` days must match both day fields, which can never happen (`1 * 1#2`).
+    if len(fields) not in (5, 6):
+        return f"{expression!r} has {len(fields)} fields; {expected}"
+    if any(HASHED.fullmatch(part) for value in fields for part in value.split(",")):
+        return f"{expression!r}: H and R differ per process; spread runs with jitter instead"
+    try:
+        croniter.expand(expression)
+    except CroniterError:
+        return f"{expression!r} is not a valid cron: {_cron_field_problem(fields) or expected}"
     try:
         step(expression, datetime(2000, 1, 1), forward=True)
-    except CroniterBadDateError:
-        return f"{expression!r} never fires: with #, L or W both day fields must match"
+    except ScheduleError:
+        if any(mark in expression.upper() for mark in "#LW"):
+            # `#`, `L` and `W` days must match both day fields, which can never happen.
+            return f"{expression!r} never fires: with #, L or W both day fields must match"
+        return (
+            f"{expression!r} never fires: day {fields[2]} of the month never comes in those "
+            "months; name a day-of-week too, or another day"
+        )
+    return None
+
+
+def _cron_field_problem(fields: list[str]) -> str | None:
+    """Which field of a cron croniter refuses, and why, in our words; None if none alone is."""
+    for index, value in enumerate(fields):
+        probe = ["*"] * len(fields)
+        probe[index] = value
+        try:
+            croniter.expand(" ".join(probe))
+        except CroniterError:
+            name, plural, low, high, words = CRON_FIELDS[index]
+            # The numbers a value names, not its steps (`*/5`) or nth weekdays (`1#2`).
+            numbers = [int(n) for n in re.findall(r"(?<![/#\d])\d+", value)]
+            if any(not low <= number <= high for number in numbers):
+                return f"the {name} field {value!r} is out of range: {plural} are {low} to {high}"
+            return (
+                f"the {name} field {value!r} is not valid: expected {plural} {low} to {high}"
+                f"{words}, lists (1,2), ranges (1-5) or steps (*/5)"
+            )
     return None
 
 
@@ -457,18 +539,35 @@ def _section_problem(section: str) -> str | None:
     return f"{section!r} is not a section: {hint}"
 
 
+# Each cron field: its name, what it counts, its range, and the names it also takes.
+CRON_FIELDS = (
+    ("minute", "minutes", 0, 59, ""),
+    ("hour", "hours", 0, 23, ""),
+    ("day-of-month", "days", 1, 31, " or L"),
+    ("month", "months", 1, 12, " or JAN to DEC"),
+    ("day-of-week", "days", 0, 7, " or SUN to SAT"),
+    ("second", "seconds", 0, 59, ""),
+)
+NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
 DESTINATIONS: dict[str, Parser] = {
-    "slack": _listed(_channel_problem),
-    "email": _listed(_email_problem),
+    "slack": _listed(_channel_problem, MAX_LENGTH["channel"]),
+    "email": _listed(_email_problem, MAX_LENGTH["email"]),
 }
 FIELDS: dict[str, Parser] = {
-    "name": _checked(_name_problem),
-    "cron": _checked(_cron_problem),
-    "timezone": _checked(_zone_problem),
-    "channels": _listed(_channel_problem, empty='list at least one channel, like ["#eng"]'),
+    "name": _checked(_name_problem, MAX_LENGTH["name"]),
+    "cron": _checked(_cron_problem, MAX_LENGTH["cron"]),
+    "timezone": _checked(_zone_problem, MAX_LENGTH["timezone"]),
+    "channels": _listed(
+        _channel_problem, MAX_LENGTH["channel"], empty='list at least one channel, like ["#eng"]'
+    ),
     "window": _lasting(least=timedelta(seconds=1)),
     "deliver": _deliver,
-    "sections": _listed(_section_problem, empty=f"list at least one of {', '.join(SECTIONS)}"),
+    "sections": _listed(
+        _section_problem,
+        40,  # longer than any section: a typo still gets its "did you mean"
+        empty=f"list at least one of {', '.join(SECTIONS)}",
+    ),
     "skip_if_quiet": _boolean,
     "enabled": _boolean,
     "jitter": _lasting(),

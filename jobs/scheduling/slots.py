@@ -27,6 +27,10 @@ UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 TICK = timedelta(microseconds=1)
 # The workers' hard limit for any task; a schedule's `timeout` is at most this.
 MAX_TIMEOUT = timedelta(hours=1)
+# The instants a person may name: past them croniter overflows `datetime`, and none is a slot
+# anyone means.
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2101, 1, 1, tzinfo=UTC)
+YEARS = "slots are in the years 2000 to 2100"
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,11 @@ def _cron(expression: str) -> croniter:
 def step(expression: str, wall: datetime, *, forward: bool) -> datetime:
     """The cron's wall-clock time strictly after (or before) the naive `wall`."""
     cron = copy.copy(_cron(expression))  # a croniter keeps its position: one copy per use
-    found: datetime = (cron.get_next if forward else cron.get_prev)(datetime, start_time=wall)
+    try:
+        found: datetime = (cron.get_next if forward else cron.get_prev)(datetime, start_time=wall)
+    except (OverflowError, ValueError):  # past year 9999 or 1, or no match in croniter's search
+        way = "after" if forward else "before"
+        raise ScheduleError(f"{expression!r} has no slot {way} {wall.date().isoformat()}") from None
     return found
 
 
@@ -175,6 +183,8 @@ def parse_slot(value: str, schedule: Schedule, what: str = "slot") -> datetime:
         raise ScheduleError(f"{what} {value!r} is not an ISO-8601 date and time") from None
     if moment.tzinfo is None:
         raise ScheduleError(f"{what} {value!r} has no UTC offset")
+    if not EARLIEST <= moment < LATEST:
+        raise ScheduleError(f"{what} {value!r} is out of range: {YEARS}")
     return moment.astimezone(schedule.zone)
 
 

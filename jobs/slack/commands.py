@@ -79,5 +79,5 @@ def reply(command: SlashCommand, settings: Settings, client: redis.Redis) -> str
     name, args = split(str(command.get("text", "")))
     action = SUBCOMMANDS.get(name)
     if action is None:
-        return f"`/digest {name}` is not a command I know.\n{USAGE}"
+        return f"`/digest {escape(name)}` is not a command I know.\n{USAGE}"
     return action(command, args, settings, client)

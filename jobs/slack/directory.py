@@ -1,13 +1,16 @@
 """Names in Slack: channel `#names` to IDs and back, people's display names, permalinks.
 
 Resolved names are cached in Redis for an hour, so a digest costs a handful of Web API calls
-whatever the number of messages, and many digests in a row cost almost none.
+whatever the number of messages, and many digests in a row cost almost none. The cache is kept
+per workspace: a new `SLACK_BOT_TOKEN` for another workspace on the same Redis reads its own names.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import redis
 from slack_sdk import WebClient
@@ -21,6 +24,30 @@ CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 PAGE = 999
 # Past this many unknown people, one paged `users.list` is cheaper than a `users.info` each.
 USERS_INFO_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Team:
+    """The workspace a token belongs to, as `auth.test` says."""
+
+    id: str
+    url: str  # with a trailing '/': a permalink is `{url}archives/{channel}/p{ts without '.'}`
+
+
+# A token belongs to one workspace for its life: ask once per process. Keyed by the API's URL
+# and a hash of the token, so that no token is kept anywhere but in its client.
+TEAMS: dict[tuple[str, str], Team] = {}
+
+
+def team_of(client: WebClient) -> Team:
+    """The workspace of `client`'s token, from `auth.test` the first time this process asks."""
+    key = (client.base_url, hashlib.sha256((client.token or "").encode()).hexdigest())
+    found = TEAMS.get(key)
+    if found is None:
+        answer = call(client, "auth.test")
+        url = str(answer["url"])
+        found = TEAMS[key] = Team(str(answer["team_id"]), url if url.endswith("/") else url + "/")
+    return found
 
 
 def display_name(user: dict[str, object]) -> str:
@@ -41,7 +68,8 @@ class Directory:
         wanted = list(names)
         if not wanted:
             return {}
-        values = self.cache.mget([keys.directory(kind, name) for name in wanted])
+        team = team_of(self.client).id
+        values = self.cache.mget([keys.directory(team, kind, name) for name in wanted])
         return {
             name: text(value)
             for name, value in zip(wanted, values, strict=True)
@@ -50,9 +78,10 @@ class Directory:
 
     def _remember(self, kind: str, mapping: dict[str, str]) -> None:
         # One key per name, each with its own TTL, so no entry outlives the hour.
+        team = team_of(self.client).id
         with self.cache.pipeline(transaction=False) as pipe:
             for name, value in mapping.items():
-                pipe.set(keys.directory(kind, name), value, ex=keys.DIRECTORY_TTL)
+                pipe.set(keys.directory(team, kind, name), value, ex=keys.DIRECTORY_TTL)
             pipe.execute()
 
     def channel_id(self, ref: str) -> str:
@@ -118,12 +147,7 @@ class Directory:
 
     def permalink_base(self) -> str:
         """The workspace's URL: a permalink is `{base}archives/{channel}/p{ts without '.'}`."""
-        cached = self._cached("team", ["url"]).get("url")
-        if cached is None:
-            cached = str(call(self.client, "auth.test")["url"])
-            cached = cached if cached.endswith("/") else cached + "/"
-            self._remember("team", {"url": cached})
-        return cached
+        return team_of(self.client).url
 
 
 def permalink(base: str, channel: str, ts: str) -> str:

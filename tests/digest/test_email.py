@@ -9,8 +9,11 @@ from typing import Any
 
 from freezegun import freeze_time
 
+from jobs.config import SmtpSettings
 from jobs.digest.render.email import email_message
+from jobs.digest.smtp import Mailer
 from jobs.digest.unsubscribe import token
+from sandbox.smtp_sink import SmtpSink
 from tests.digest.test_render import NAMES, digest_of, hostile_digest, message
 
 NOW = datetime(2026, 11, 23, 8, 0, 5, tzinfo=UTC)
@@ -112,3 +115,11 @@ def test_both_parts_show_the_window_in_the_schedules_zone_and_the_figures() -> N
     for body in parts(mail(digest)):
         assert "Mon 16 Nov 2026 09:00 – Mon 23 Nov 2026 09:00 (Europe/Berlin)" in body
         assert "Messages" in body and "#c1" in body and "Most active" in body
+
+
+def test_a_digest_mail_says_it_is_automatic_so_no_out_of_office_answers_it() -> None:
+    with SmtpSink() as sink, Mailer(SmtpSettings.from_url(sink.url())) as mailer:
+        mailer.send(mail(), "eng@example.com", "digests@mail.example.com")
+    (received,) = sink.received
+    assert received.message["Auto-Submitted"] == "auto-generated"  # RFC 3834
+    assert received.message["X-Auto-Response-Suppress"] == "All"  # Exchange and Outlook

@@ -119,7 +119,10 @@ def beats(beat_url: str, schedules_file: Path) -> Iterator[Callable[..., Beat]]:
 
 def write_schedules(path: Path, *entries: Mapping[str, object]) -> None:
     lines = ["version: 1", "schedules:"]
-    lines += [f"  - {json.dumps({'channels': ['#eng'], **entry})}" for entry in entries]
+    lines += [
+        f"  - {json.dumps({'channels': ['#eng'], 'deliver': {'slack': ['#d']}, **entry})}"
+        for entry in entries
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 

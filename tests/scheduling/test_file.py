@@ -9,9 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
+from bench.limits import largest_file
 from jobs.cli import main
 from jobs.config import get_settings
 from jobs.errors import ScheduleError
+from jobs.scheduling import limits
 from jobs.scheduling.file import Problem, load, validate
 from jobs.scheduling.slots import Schedule, parse_slot
 from tests.conftest import ROOT
@@ -142,6 +144,7 @@ schedules:
     cron: "0 25 * * *"
     cron: "0 9 * * *"
     channels: ["#eng"]
+    deliver: {slack: ["#eng-digest"]}
 """
 
 
@@ -186,7 +189,18 @@ def test_every_problem_is_reported_at_once_with_its_line_and_field(tmp_path: Pat
         ("catchup: 90", "'90' is not a duration like 30s"),
         ('cron: "H 9 * * *"', "H and R differ per process"),
         ('cron: "0 9 * * * * 2030"', "has 7 fields"),
-        ('cron: "0 9 31 2 *"', "can never occur"),
+        ('cron: "0 9 31 2 *"', "never fires: day 31 of the month never comes in those months"),
+        ('cron: "0 25 * * *"', "the hour field '25' is out of range: hours are 0 to 23"),
+        ('cron: "61 * * * *"', "the minute field '61' is out of range: minutes are 0 to 59"),
+        ('cron: "0 0 * 13 *"', "the month field '13' is out of range: months are 1 to 12"),
+        ('cron: "0 0 * * 1-9"', "the day-of-week field '1-9' is out of range"),
+        ('cron: "0 0 0 * *"', "the day-of-month field '0' is out of range: days are 1 to 31"),
+        ('cron: "* * * * * 61"', "the second field '61' is out of range: seconds are 0 to 59"),
+        ('cron: "*/0 * * * *"', "the minute field '*/0' is not valid"),
+        ('cron: "0 0 * * 1#6"', "the day-of-week field '1#6' is not valid"),
+        ('cron: "@fortnightly"', "'@fortnightly' is not one of @yearly, @annually, @monthly"),
+        ("deliver: {}", "delivers nowhere: list a Slack channel or an email address"),
+        ("deliver: {slack: [], email: []}", "delivers nowhere"),
         ("timezone: america/new_york", "did you mean America/New_York"),
         ("sections: []", "list at least one of summary"),
         ("deliver: {sms: [x]}", "unknown key 'sms': expected one of slack, email"),
@@ -196,16 +210,64 @@ def test_every_problem_is_reported_at_once_with_its_line_and_field(tmp_path: Pat
     ],
 )
 def test_field_problems_say_what_would_be_valid(tmp_path: Path, fields: str, message: str) -> None:
-    good = {"name": "a", "cron": '"0 9 * * *"', "channels": '["#a"]'}
+    good = {
+        "name": "a",
+        "cron": '"0 9 * * *"',
+        "channels": '["#a"]',
+        "deliver": '{slack: ["#d"]}',
+    }
     kept = [f"{key}: {value}" for key, value in good.items() if not fields.startswith(key)]
     path = write(tmp_path, f"version: 1\nschedules:\n  - {{{', '.join([*kept, fields])}}}\n")
     _, problems = validate(path)
     assert len(problems) == 1 and problems[0].line == 3
     assert message in problems[0].message
+    assert "acceptable" not in problems[0].message  # croniter's words stay out
+
+
+def test_a_schedule_without_deliver_is_an_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, 'version: 1\nschedules:\n  - {name: a, cron: "0 9 * * *", channels: [a]}\n'
+    )
+    _, problems = validate(path)
+    assert [str(p) for p in problems] == [
+        f"{path}:3: schedules[0] (a).deliver: missing: every schedule needs somewhere to "
+        'deliver, like {slack: ["#eng-digest"]} or {email: [eng@example.com]}'
+    ]
+
+
+def test_a_deliver_default_serves_every_schedule(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\ndefaults: {deliver: {email: [x@example.com]}}\nschedules:\n"
+        '  - {name: a, cron: "0 9 * * *", channels: [a]}\n',
+    )
+    assert load(path)["a"].email == ("x@example.com",)
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 0", "0 0 30 2 MON", "0 12 31 4,6 SAT"])
+def test_a_day_of_month_or_day_of_week_cron_is_valid_and_has_slots(
+    tmp_path: Path, cron: str
+) -> None:
+    entry = f'{{name: a, cron: "{cron}", channels: [a], deliver: {{slack: [d]}}}}'
+    path = write(tmp_path, f"version: 1\nschedules:\n  - {entry}\n")
+    schedule = load(path)["a"]
+    slots = schedule.next_slots(datetime(2027, 1, 1, tzinfo=UTC), 3)
+    weekday = {"0": 6, "MON": 0, "SAT": 5}[cron.split()[-1]]
+    assert all(slot.weekday() == weekday for slot in slots)
+    assert schedule.latest_slot(slots[-1]) == slots[-1]
+    assert schedule.window_for(slots[1]).start == slots[0]
+
+
+def test_a_tab_in_the_file_is_named_as_such(tmp_path: Path) -> None:
+    path = write(tmp_path, 'version: 1\nschedules:\n\t- {name: a, cron: "0 9 * * *"}\n')
+    _, problems = validate(path)
+    assert [str(p) for p in problems] == [
+        f"{path}:3: tabs are not allowed in YAML: indent with spaces"
+    ]
 
 
 def test_a_broken_default_is_reported_once_not_for_every_schedule(tmp_path: Path) -> None:
-    entry = '{name: %s, cron: "0 9 * * *"}'
+    entry = '{name: %s, cron: "0 9 * * *", deliver: {slack: [d]}}'
     path = write(
         tmp_path,
         f"version: 1\ndefaults: {{channels: []}}\nschedules:\n"
@@ -249,14 +311,15 @@ version: 1
 schedules:
   - {name: eng-weekly, cron: "0 9 * * MON", timezone: Europe/Berlin, channels: ["#eng"],
      deliver: {slack: ["#eng-digest"], email: [eng@example.com]}}
-  - {name: paused, cron: "0 9 * * *", channels: ["#eng"], enabled: false}
+  - {name: paused, cron: "0 9 * * *", channels: ["#eng"], enabled: false,
+     deliver: {slack: ["#eng-digest"]}}
 """,
     )
     assert main(["validate", str(path)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "eng-weekly  0 9 * * MON  Europe/Berlin  next 2026-11-30T09:00:00+01:00"
         "  to slack #eng-digest, email eng@example.com",
-        "paused  0 9 * * *  UTC  next (disabled)  to nowhere",
+        "paused  0 9 * * *  UTC  next (disabled)  to slack #eng-digest",
     ]
 
 
@@ -271,3 +334,89 @@ def test_validate_reads_schedules_file_by_default(
     finally:
         get_settings.cache_clear()
     assert capsys.readouterr().out == f"{path}: no schedules\n"
+
+
+def entry(**fields: str) -> str:
+    """One schedule in flow style: a valid one, with `fields` in place of its own."""
+    values = {"name": "a", "cron": '"0 9 * * *"', "channels": "[C1]", "deliver": "{slack: [C2]}"}
+    return "{" + ", ".join(f"{key}: {value}" for key, value in {**values, **fields}.items()) + "}"
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    # Past the limit lies YAML that does not parse: only the size may be reported.
+    text = "version: 1\nschedules: []\n" + "#" * limits.MAX_BYTES + "\n[unclosed"
+    path = write(tmp_path, text)
+    _, problems = validate(path)
+    assert [str(p) for p in problems] == [
+        f"{path}: is {len(text):,} bytes: a schedules file holds at most 2,097,152 (2 MiB)"
+    ]
+
+
+def test_more_schedules_than_the_limit_are_refused_at_the_first_one_too_many(
+    tmp_path: Path,
+) -> None:
+    count = limits.MAX_SCHEDULES + 5
+    lines = [f"  - {entry(name=f's{i}')}" for i in range(count)]
+    path = write(tmp_path, "version: 1\nschedules:\n" + "\n".join(lines) + "\n")
+    schedules, problems = validate(path)
+    first_extra = 3 + limits.MAX_SCHEDULES
+    assert [str(p) for p in problems] == [
+        f"{path}:{first_extra}: schedules: {count:,} schedules: a file holds at most 10,000"
+    ]
+    assert schedules == {}
+
+
+@pytest.mark.parametrize(
+    ("fields", "where", "message"),
+    [
+        ({"channels": "[" + ", ".join(["C1"] * 101) + "]"}, "channels", "101 items: at most 100"),
+        (
+            {"deliver": "{slack: [" + ", ".join(["C1"] * 101) + "]}"},
+            "deliver.slack",
+            "101 items: at most 100",
+        ),
+        (
+            {"deliver": "{email: [" + ", ".join(["a@example.com"] * 101) + "]}"},
+            "deliver.email",
+            "101 items: at most 100",
+        ),
+        ({"sections": "[" + ", ".join(["summary"] * 101) + "]"}, "sections", "101 items: at most"),
+        ({"name": "a" * 64}, "name", "is 64 characters: at most 63"),
+        ({"channels": f"[C{'1' * 81}]"}, "channels[0]", "is 82 characters: at most 81"),
+        ({"channels": f"['#{'e' * 80}']"}, "channels[0]", None),
+        ({"channels": f"['#{'e' * 81}']"}, "channels[0]", "is 82 characters: at most 81"),
+        ({"deliver": f"{{email: [{'a' * 243}@example.com]}}"}, "deliver.email[0]", "255 char"),
+        ({"cron": '"' + "0," * 100 + '0 9 * * *"'}, "cron", "is 209 characters: at most 200"),
+        ({"timezone": "Europe/" + "x" * 60}, "timezone", "is 67 characters: at most 64"),
+    ],
+)
+def test_every_list_and_text_has_a_limit_named_with_its_field(
+    tmp_path: Path, fields: dict[str, str], where: str, message: str | None
+) -> None:
+    path = write(tmp_path, f"version: 1\nschedules:\n  - {entry(**fields)}\n")
+    _, problems = validate(path)
+    if message is None:
+        assert problems == []
+        return
+    assert len(problems) == 1
+    assert problems[0].line == 3
+    assert problems[0].field.endswith(f".{where}")
+    assert message in problems[0].message
+    assert len(problems[0].message) < 120  # a long value is not echoed whole
+
+
+def test_the_largest_file_the_limits_allow_is_valid(tmp_path: Path) -> None:
+    path = write(tmp_path, largest_file())
+    assert path.stat().st_size <= limits.MAX_BYTES
+    schedules, problems = validate(path)
+    assert problems == []
+    assert len(schedules) == limits.MAX_SCHEDULES
+
+
+def test_a_file_broken_everywhere_is_reported_up_to_a_limit(tmp_path: Path) -> None:
+    lines = [f"  - {entry(name=f's{i}', cron=repr('0 25 * * *'))}" for i in range(150)]
+    path = write(tmp_path, "version: 1\nschedules:\n" + "\n".join(lines) + "\n")
+    _, problems = validate(path)
+    assert len(problems) == limits.MAX_PROBLEMS + 1
+    assert str(problems[0]) == f"{path}: stopped looking after 100 problems: fix these first"
+    assert all(p.field.endswith(".cron") for p in problems[1:])

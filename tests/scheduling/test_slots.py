@@ -256,7 +256,8 @@ def schedules_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     path = tmp_path / "schedules.yaml"
     path.write_text(
         "version: 1\nschedules:\n"
-        '  - {name: ny, cron: "30 2 * * *", timezone: America/New_York, channels: ["#eng"]}\n'
+        '  - {name: ny, cron: "30 2 * * *", timezone: America/New_York, channels: ["#eng"],\n'
+        '     deliver: {slack: ["#d"]}}\n'
     )
     monkeypatch.setenv("SCHEDULES_FILE", str(path))
     get_settings.cache_clear()
@@ -294,3 +295,30 @@ def test_next_of_an_unknown_schedule_names_the_file(
 def test_durations_are_shown_in_the_largest_unit_that_divides_them() -> None:
     shown = [format_duration(timedelta(seconds=n)) for n in (0, 45, 90, 5400, 86400 * 7)]
     assert shown == ["0s", "45s", "90s", "90m", "7d"]
+
+
+@pytest.mark.parametrize("after", ["9999-12-31T23:59:59+14:00", "0001-01-01T00:00:00+00:00"])
+def test_next_after_an_instant_out_of_range_says_so(
+    schedules_file: Path, capsys: pytest.CaptureFixture[str], after: str
+) -> None:
+    assert main(["next", "ny", "--after", after]) == 1
+    assert capsys.readouterr().err == (
+        f"digests: --after {after!r} is out of range: slots are in the years 2000 to 2100\n"
+    )
+
+
+def test_slots_past_what_a_datetime_holds_are_an_error_not_an_overflow() -> None:
+    yearly = Schedule(name="yearly", cron="0 0 1 1 *", channels=("#eng",))
+    with pytest.raises(ScheduleError, match="'0 0 1 1 \\*' has no slot after 9999-01-01"):
+        yearly.next_slots(datetime(2100, 1, 1, tzinfo=UTC), 8000)
+    with pytest.raises(ScheduleError, match="'0 0 1 1 \\*' has no slot before 0001-01-01"):
+        yearly.latest_slot(datetime(1, 1, 1, tzinfo=UTC))
+
+
+def test_a_cron_that_never_fires_is_an_error_not_a_crash() -> None:
+    never = Schedule(name="never", cron="0 0 31 2 *", channels=("#eng",))
+    moment = datetime(2027, 1, 1, tzinfo=UTC)
+    with pytest.raises(ScheduleError, match="'0 0 31 2 \\*' has no slot after 2027-01-01"):
+        never.next_slot(moment)
+    with pytest.raises(ScheduleError, match="has no slot before 2027-01-01"):
+        never.latest_slot(moment)

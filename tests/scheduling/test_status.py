@@ -32,6 +32,7 @@ from webhook.app import create_app
 
 SCHEDULES = """\
 version: 1
+defaults: {{deliver: {{slack: ["#eng-digest"]}}}}
 schedules:
   - {{name: {weekly}, cron: "0 9 * * MON", timezone: Europe/Berlin, channels: ["#eng"]}}
   - {{name: {paused}, cron: "30 8 * * *", channels: ["#eng"], enabled: false}}
@@ -173,7 +174,10 @@ def test_the_file_is_parsed_again_only_when_it_changes(tmp_path: Path) -> None:
     cached = SchedulesFile(path)
     first = cached.read()
     assert cached.read() is first
-    path.write_text("version: 1\nschedules:\n  - {name: a, cron: '0 9 * * *', channels: [C1]}\n")
+    path.write_text(
+        "version: 1\nschedules:\n"
+        "  - {name: a, cron: '0 9 * * *', channels: [C1], deliver: {slack: [C2]}}\n"
+    )
     assert list(cached.read().schedules) == ["a"]
 
 

@@ -54,6 +54,22 @@ def test_echoed_subcommand_cannot_ping(client: TestClient) -> None:
     assert "&lt;!channel&gt;" in reply["text"]
 
 
+@pytest.mark.parametrize("text", ["<!channel> <https://evil|bank>", "now <!channel>"])
+def test_the_later_answer_escapes_what_it_echoes(
+    client: TestClient, worker: Worker, text: str
+) -> None:
+    with HttpSink() as slack:
+        post_command(client, command_form(text, slack.url("/commands/echo")))
+        deadline = time.monotonic() + 30
+        while not slack.posts and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(slack.posts) == 1
+    said = slack.posts[0][1]["text"]
+    assert "&lt;!channel&gt;" in said
+    assert "<!" not in said
+    assert "<https://evil" not in said
+
+
 def test_a_failed_reply_is_a_failed_task_not_a_crash(
     client: TestClient, redis_client: redis.Redis, worker: Worker
 ) -> None:

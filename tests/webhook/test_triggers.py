@@ -36,6 +36,7 @@ TOKEN = "trigger-token-0123456789abcdef"
 # A daily cron away from midnight UTC, so that no slot boundary falls inside a test.
 SCHEDULES = """\
 version: 1
+defaults: {{deliver: {{slack: ["#nowhere"]}}}}
 schedules:
   - name: {name}
     cron: "0 9 * * *"
@@ -191,6 +192,36 @@ def test_a_bad_body_is_400(client: TestClient, quiet: Triggers, body: Any, error
     answer = trigger(client, quiet.name, json=body)
     assert answer.status_code == 400
     assert answer.json()["error"].startswith(error)
+
+
+@pytest.mark.parametrize(
+    "slot",
+    [
+        "9999-12-31T23:59:59+14:00",
+        "9999-12-31T23:59:59+00:00",
+        "0001-01-01T00:00:00+00:00",
+        "0001-01-01T00:00:00-14:00",
+        "1999-12-31T23:59:59+00:00",
+        "2101-01-01T00:00:00+00:00",
+    ],
+)
+def test_a_slot_outside_the_years_2000_to_2100_is_400(
+    client: TestClient, quiet: Triggers, slot: str
+) -> None:
+    answer = trigger(client, quiet.name, json={"slot": slot})
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": f"slot {slot!r} is out of range: slots are in the years 2000 to 2100"
+    }
+
+
+def test_the_cli_refuses_a_slot_out_of_range_in_a_sentence(quiet: Triggers) -> None:
+    done = quiet.cli("trigger", quiet.name, "--slot", "9999-12-31T23:59:59+14:00", "--no-wait")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "digests: slot '9999-12-31T23:59:59+14:00' is out of range: "
+        "slots are in the years 2000 to 2100\n"
+    )
 
 
 def test_a_future_slot_is_400(client: TestClient, quiet: Triggers) -> None:

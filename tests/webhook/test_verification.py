@@ -207,3 +207,43 @@ def test_signature_helper_matches_slack_example() -> None:
         signature_headers(SLACK_BODY.encode(), SLACK_SECRET, SLACK_TIMESTAMP)["X-Slack-Signature"]
         == SLACK_SIGNATURE
     )
+
+
+MALFORMED_TIMESTAMPS = [
+    "9" * 4301,  # past int()'s digit limit
+    "1" * 20,
+    "-1",
+    "+1700000000",
+    " 1700000000",
+    "1700000000 ",
+    "1_700_000_000",
+    "1.7e9",
+    "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",  # Arabic-Indic digits
+    "\uff11\uff17\uff10\uff10",  # full-width digits
+]
+
+
+@pytest.mark.parametrize("route", ["/slack/events", "/slack/commands"])
+@pytest.mark.parametrize("timestamp", MALFORMED_TIMESTAMPS)
+def test_malformed_timestamps_are_401_without_a_traceback(
+    offline: TestClient, caplog: pytest.LogCaptureFixture, route: str, timestamp: str
+) -> None:
+    body = b"{}"
+    headers = {
+        b"content-type": b"application/json",
+        b"x-slack-request-timestamp": timestamp.encode(),
+        b"x-slack-signature": signature_headers(body)["X-Slack-Signature"].encode(),
+    }
+    answer = offline.post(route, content=body, headers=headers)
+    assert answer.status_code == 401
+    assert answer.json() == {"error": "malformed Slack signature headers"}
+    assert [r for r in caplog.records if r.exc_info] == []
+
+
+@pytest.mark.parametrize("route", ["/slack/events", "/slack/commands", "/unsubscribe"])
+def test_a_content_length_of_thousands_of_digits_is_413(offline: TestClient, route: str) -> None:
+    answer = offline.post(route, headers={"Content-Length": "9" * 5000}, content=b"")
+    assert answer.status_code == 413
+    # Leading zeros count towards int()'s digit limit too; the length they spell is zero.
+    answer = offline.post(route, headers={"Content-Length": "0" * 5000}, content=b"")
+    assert answer.status_code != 500

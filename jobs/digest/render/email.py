@@ -55,6 +55,10 @@ def email_message(
     message["To"] = recipient
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id(run_id, recipient, sender)
+    # A machine's mail: out-of-office and other auto-replies must not answer it (RFC 3834;
+    # Exchange and Outlook read only their own header).
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
     message["List-Unsubscribe"] = f"<{link}>"
     if link.startswith("https://"):  # RFC 8058 one-click needs HTTPS
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

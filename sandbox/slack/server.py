@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,11 @@ from sandbox.service import Service
 from sandbox.slack.arguments import Args, SlackError
 from sandbox.slack.methods import Slack
 from sandbox.workspace import Workspace, generate
+
+# Slack's limits since 2025 for apps not in the Marketplace: these methods take one call a minute
+# per token, and return at most 15 messages a page.
+PACED_2025 = ("conversations.history", "conversations.replies")
+PAGE_2025 = 15
 
 
 @dataclass
@@ -66,6 +73,8 @@ class SlackSimulator(Service):
         self.slack = Slack(self.workspace)
         self.calls: Counter[str] = Counter()
         self.faults: dict[str, list[Fault]] = {}
+        self.minute = 0.0  # with the 2025 limits on, how long Slack's minute lasts here
+        self.next_call: dict[tuple[str, str], float] = {}  # (method, token): when it may call
         self.lock = threading.Lock()
         self.app = Starlette(
             routes=[
@@ -122,9 +131,36 @@ class SlackSimulator(Service):
         that dies waiting for its `ts`)."""
         self.add(method, Fault(None, delay=seconds, times=times, after=after))
 
+    def limit_like_2025(self, minute: float = 60.0) -> None:
+        """Slack's 2025 limits for apps outside the Marketplace: `conversations.history` and
+        `.replies` answer one call a minute per token (429 with the seconds left as
+        `Retry-After` otherwise) and at most 15 messages a page; `minute` (seconds) shortens
+        Slack's minute for tests, and 0 turns the limits off."""
+        if minute < 0:
+            raise ValueError(f"a minute lasts 0 seconds or more, not {minute}")
+        with self.lock:
+            self.minute = minute
+            self.next_call.clear()
+
+    def paced(self, method: str, request: Request) -> float:
+        """Seconds the caller must still wait before this call under the 2025 limits; 0 lets
+        it through, and counts it."""
+        if not self.minute or method not in PACED_2025:
+            return 0.0
+        token = request.headers.get("authorization", "")
+        now = time.monotonic()
+        with self.lock:
+            allowed = self.next_call.get((method, token), 0.0)
+            if now < allowed:
+                return allowed - now
+            self.next_call[(method, token)] = now + self.minute
+        return 0.0
+
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
+            self.minute = 0.0
+            self.next_call.clear()
 
     def add(self, method: str, fault: Fault) -> None:
         with self.lock:
@@ -147,8 +183,18 @@ class SlackSimulator(Service):
             await asyncio.sleep(delay)
         if refusal is not None:
             return refused(refusal)
+        wait = self.paced(method, request)
+        if wait:
+            # Slack says whole seconds; a shortened minute says fractions, or tests would wait.
+            after = str(math.ceil(wait)) if self.minute >= 60 else f"{wait:.3f}"
+            limited = {"ok": False, "error": "ratelimited"}
+            return json_response(limited, 429, {"Retry-After": after})
         try:
-            answer = self.answer(method, await arguments(request), request)
+            args = await arguments(request)
+            if self.minute and method in PACED_2025:
+                asked = str(args.get("limit") or "")
+                args["limit"] = min(int(asked), PAGE_2025) if asked.isdigit() else PAGE_2025
+            answer = self.answer(method, args, request)
         except SlackError as error:
             answer = {"ok": False, "error": error.error}
         if delay_after:
@@ -184,6 +230,7 @@ class SlackSimulator(Service):
             "rate_limit": self.rate_limit,
             "fail": self.fail,
             "slow": self.slow,
+            "limit_like_2025": self.limit_like_2025,
         }
         switch = switches.get(request.path_params["control"])
         if switch is None:

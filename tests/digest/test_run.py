@@ -208,6 +208,26 @@ def test_a_429_storm_completes_without_starting_over(stack: Stack, workspace: Wo
     assert stack.worker.log().count("run storm@") >= pages
 
 
+def test_under_slacks_2025_limits_a_digest_completes(stack: Stack, workspace: Workspace) -> None:
+    """One call a minute and 15 messages a page: every page but the first is rate-limited
+    once, far more often than the retries that used to fail the run."""
+    name = stack.schedule(
+        "limits-2025", ["#support"], window="3d", deliver={"slack": ["#eng-digest"]}
+    )
+    stack.slack.limit_like_2025(minute=0.1)
+    try:
+        done = stack.run(name)
+    finally:
+        stack.slack.clear_faults()
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = record_of(done.stdout)
+    start, end = (datetime.fromisoformat(bound).timestamp() for bound in record["window"])
+    messages = workspace.messages[stack.slack.channel_id("support")]
+    counted = [m for m in messages if human(m) and start <= float(m["ts"]) < end]
+    assert record["totals"]["messages"] == len(counted)
+    assert stack.worker.log().count(f"run {record['run']} waits") > 30
+
+
 def run_killed_when(stack: Stack, name: str, moment: Callable[[], bool]) -> dict[str, Any]:
     """`digests run NAME`, with the task's process SIGKILLed when `moment()` first holds.
 

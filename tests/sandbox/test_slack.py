@@ -125,6 +125,27 @@ def test_rate_limit_answers_429_with_retry_after(slack: WebClient, sim: SlackSim
     assert sim.calls["users.info"] - before == 4
 
 
+def test_the_2025_limits_pace_history_and_cap_its_pages(
+    slack: WebClient, sim: SlackSimulator
+) -> None:
+    channel = sim.channel_id("general")
+    sim.limit_like_2025()
+    page = slack.conversations_history(channel=channel, limit=200)
+    assert len(page["messages"]) == 15 and page["has_more"]
+    refused = error_of(lambda: slack.conversations_history(channel=channel))
+    assert refused.response.status_code == 429
+    assert 59 <= int(refused.response.headers["Retry-After"]) <= 60
+    assert slack.users_list()["ok"]  # other methods keep going
+    sim.limit_like_2025(minute=0.2)
+    assert slack.conversations_history(channel=channel)["ok"]
+    shortened = error_of(lambda: slack.conversations_history(channel=channel))
+    assert 0 < float(shortened.response.headers["Retry-After"]) <= 0.2
+    time.sleep(0.25)
+    assert slack.conversations_history(channel=channel)["ok"]
+    sim.clear_faults()
+    assert len(slack.conversations_history(channel=channel, limit=200)["messages"]) == 200
+
+
 def test_rate_limit_for_a_count_of_calls_then_recovers(
     slack: WebClient, sim: SlackSimulator
 ) -> None:

@@ -37,10 +37,13 @@ def free_port() -> int:
 
 
 class RedisServer(Service):
-    """Starts, stops and restarts one `redis-server` process; its data lives in memory only."""
+    """Starts, stops and restarts one `redis-server` process; its data lives in memory only, or
+    with `appendfsync` (`always`, `everysec`, `no`) also in an append-only file that a restart
+    after `kill()` reads back."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, appendfsync: str | None = None) -> None:
         self.port = port or free_port()
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
         self.dir = tempfile.mkdtemp(prefix="digests-redis-")
 
@@ -51,7 +54,11 @@ class RedisServer(Service):
     def start(self, timeout: float = 10.0) -> RedisServer:
         os.makedirs(self.dir, exist_ok=True)  # stop() removes it; a restart makes it again
         args = [find_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", self.dir]
+        args += ["--save", "", "--dir", self.dir]
+        if self.appendfsync:
+            args += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+        else:
+            args += ["--appendonly", "no"]
         args += ["--maxmemory-policy", "noeviction"]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
@@ -72,6 +79,13 @@ class RedisServer(Service):
                 time.sleep(0.02)
             finally:
                 client.close()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: what was not yet in the append-only file is lost."""
+        if self.process:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
         if self.process:

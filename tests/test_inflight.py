@@ -3,12 +3,20 @@ or done is left alone."""
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import redis
 
 from jobs import inflight, keys
 from jobs.queue import EVENT_TASK, Job, enqueue
+from sandbox.redis_server import RedisServer
+from tests.conftest import Child, Worker, environment, wait_until
 
 QUEUE = "inflight-check"  # no worker consumes it
 
@@ -90,3 +98,70 @@ def test_a_retry_is_checked_after_its_countdown(redis_client: redis.Redis) -> No
     lease.release(done=False, retry_in=600)
     score = redis_client.zscore(keys.INFLIGHT, task_id)
     assert score is not None and score >= inflight.check_after(before + 600)
+
+
+@pytest.fixture
+def crashable(tmp_path: Path) -> Iterator[tuple[RedisServer, Worker, Child]]:
+    """A Redis on AOF (`appendfsync always`) of this test's own, its worker and its beat."""
+    server = RedisServer(appendfsync="always").start()
+    schedules = tmp_path / "schedules.yaml"
+    schedules.write_text("version: 1\nschedules: []\n")
+    env = {**os.environ, **environment(server.url), "SCHEDULES_FILE": str(schedules)}
+    worker = Worker(server.url, {"SCHEDULES_FILE": str(schedules)}).start()
+    beat = Child("digests-beat-")
+    beat.spawn([sys.executable, "-m", "celery", "-A", "jobs", "beat"], env)
+    try:
+        yield server, worker, beat
+    finally:
+        beat.stop()
+        worker.stop()
+        server.stop()
+
+
+def produce(url: str, stop: threading.Event, accepted: list[str]) -> None:
+    """Events as the webhook accepts them, about 500 a second, until `stop`; an event counts as
+    accepted only once its enqueue returned (the webhook's 200)."""
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=0.5)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        job = Job(EVENT_TASK, [{"event_id": f"EvCrash{n}", "event": {"type": "x"}}], "(crash)")
+        try:
+            accepted.append(enqueue(client, job).task_id)
+        except (redis.RedisError, OSError):
+            time.sleep(0.05)  # Slack would retry; this event was never acknowledged
+        time.sleep(0.002)
+    client.close()
+
+
+def test_a_redis_crash_loses_no_accepted_event_and_the_worker_keeps_running(
+    crashable: tuple[RedisServer, Worker, Child],
+) -> None:
+    server, worker, beat = crashable
+    accepted: list[str] = []
+    stop = threading.Event()
+    producer = threading.Thread(target=produce, args=(server.url, stop, accepted))
+    producer.start()
+    try:
+        wait_until(lambda: len(accepted) > 1000)
+        server.kill()
+        time.sleep(1)
+        server.start()
+        count = len(accepted)
+        wait_until(lambda: len(accepted) > count + 500)
+    finally:
+        stop.set()
+        producer.join()
+    client = redis.Redis.from_url(server.url)
+
+    def not_done() -> list[str]:
+        states = client.mget([keys.task(task_id) for task_id in accepted])
+        return [
+            task_id for task_id, state in zip(accepted, states, strict=True) if state != b"done"
+        ]
+
+    wait_until(
+        lambda: not not_done(), lambda: f"not run: {not_done()[:5]}\n{beat.log()[-2000:]}", 120
+    )
+    client.close()
+    assert worker.process is not None and worker.process.poll() is None, worker.log()[-3000:]

@@ -79,6 +79,7 @@ def test_compose_runs_redis_with_aof_noeviction_and_a_healthcheck() -> None:
     argv = compose_argv(redis_service["command"], {})
     assert argv[0] == "redis-server"
     assert argv[argv.index("--appendonly") + 1] == "yes"
+    assert argv[argv.index("--appendfsync") + 1] == "always"  # no acknowledged event is lost
     assert argv[argv.index("--maxmemory-policy") + 1] == "noeviction"
     assert any(volume.endswith(":/data") for volume in redis_service["volumes"])
     assert healthcheck_argv(redis_service["healthcheck"]["test"], {}) == ["redis-cli", "ping"]

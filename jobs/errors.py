@@ -54,3 +54,8 @@ class MailDeferred(RetryableError):
     """Some recipients' servers answered 4xx; the task retries them, and only them."""
 
     kind = "mail"
+
+
+class ShuttingDown(DigestsError):
+    """The worker is shutting down (SIGTERM): the run hands itself back to the queue at once,
+    to resume from its checkpoint on another worker."""

@@ -26,8 +26,12 @@ logger = logging.getLogger(__name__)
 
 # A journaled task is checked this long after it was queued, or after its last sign of life.
 PICKUP_SECONDS = 30.0
-# A running task's lease; renewed three times in it, so it lapses this long after its worker died.
+# A running task's lease, renewed every second (when it also looks whether its worker is
+# stopping), so it lapses this long after its worker died.
 LEASE_SECONDS = 15
+RENEW_SECONDS = 1.0
+# How long a worker's "shutting down" lasts: longer than any platform's grace before SIGKILL.
+STOPPING_SECONDS = 600
 # How often the leading beat reconciles, and how many entries it looks at each time.
 RECONCILE_SECONDS = 10.0
 RECONCILE_BATCH = 200
@@ -91,14 +95,23 @@ def check_after(now: float) -> float:
     return now + PICKUP_SECONDS
 
 
-class Lease:
-    """A running task's hold on its work, renewed by a thread while the task runs."""
+def stopping(client: redis.Redis, worker: str) -> None:
+    """Tell the tasks of `worker` (its node name) that it is shutting down: each hands its work
+    back at its next step, rather than holding it until the platform kills the process."""
+    client.set(keys.stopping(worker), "1", ex=STOPPING_SECONDS)
 
-    def __init__(self, client: redis.Redis, task_id: str) -> None:
+
+class Lease:
+    """A running task's hold on its work, renewed by a thread while the task runs; the thread
+    also sets `handing_back` once the task's worker is shutting down."""
+
+    def __init__(self, client: redis.Redis, task_id: str, worker: str = "") -> None:
         self.client = client
         self.task_id = task_id
+        self.worker = worker
         self.owner = uuid.uuid4().hex
         self.stop = threading.Event()
+        self.handing_back = threading.Event()
         self.keys = [
             keys.lease(task_id),
             keys.task(task_id),
@@ -119,9 +132,11 @@ class Lease:
         return True
 
     def renew(self) -> None:
-        while not self.stop.wait(LEASE_SECONDS / 3):
+        while not self.stop.wait(RENEW_SECONDS):
             try:
                 self.client.eval(RENEW, 1, self.keys[0], self.owner, LEASE_SECONDS)
+                if self.worker and self.client.exists(keys.stopping(self.worker)):
+                    self.handing_back.set()
             except redis.RedisError as error:  # Redis may come back before the lease lapses
                 logger.warning("task %s could not renew its lease: %s", self.task_id, error)
 

@@ -37,6 +37,11 @@ def lease(task_id: str) -> str:
     return f"{PREFIX}lease:{task_id}"
 
 
+def stopping(worker: str) -> str:
+    """Set while the worker with this node name shuts down, for its tasks to hand work back."""
+    return f"{PREFIX}stopping:{worker}"
+
+
 def revoked(token_fingerprint: str) -> str:
     """Set when Slack revoked the bot token with this fingerprint; a new token is unaffected."""
     return f"{PREFIX}revoked:{token_fingerprint}"

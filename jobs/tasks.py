@@ -6,6 +6,7 @@ Only Celery loads this module (`jobs.celery` includes it); everything else queue
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import datetime
@@ -14,17 +15,17 @@ from typing import Any
 import redis
 from celery import Task
 from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
-from celery.signals import beat_init, celeryd_init, setup_logging
+from celery.signals import beat_init, celeryd_init, setup_logging, worker_shutting_down
 from sentry_sdk.integrations.celery import CeleryIntegration
 from slack_sdk.webhook import WebhookClient
 
-from jobs import inflight, queue
+from jobs import inflight, keys, queue
 from jobs.celery import app
 from jobs.config import get_settings
 from jobs.connections import shared_redis
 from jobs.digest import pipeline, retries
 from jobs.digest.ledger import Duplicate, Ledger, RunRecord
-from jobs.errors import RateLimited, RetryableError
+from jobs.errors import RateLimited, RetryableError, ShuttingDown
 from jobs.logs import configure_logging
 from jobs.scheduling.file import schedules_file
 from jobs.scheduling.slots import Schedule
@@ -53,11 +54,14 @@ class Leased(Task):  # type: ignore[misc]  # Celery has no type hints
     would have renewed, so the work resumes soon after its holder died."""
 
     max_retries = None  # the tasks say when to stop
+    lease: inflight.Lease | None = None  # the running one's, in this process
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.request.called_directly:
             return super().__call__(*args, **kwargs)
-        lease = inflight.Lease(shared_redis(), self.request.id)
+        lease = self.lease = inflight.Lease(
+            shared_redis(), self.request.id, self.request.hostname or ""
+        )
         try:
             held = lease.acquire()
         except redis.RedisError as error:
@@ -89,6 +93,24 @@ def release(lease: inflight.Lease, done: bool, retry_in: float = 0.0) -> None:
         lease.release(done, retry_in)
     except redis.RedisError as error:  # the lease lapses by itself; the journal still has it
         logger.warning("task %s could not release its lease: %s", lease.task_id, error)
+
+
+@celeryd_init.connect
+def _start_holding(sender: str, **_: Any) -> None:
+    """A worker that starts again under the same node name is no longer shutting down."""
+    with contextlib.suppress(redis.RedisError):  # not up yet: then nothing was set since
+        shared_redis().delete(keys.stopping(sender))
+
+
+@worker_shutting_down.connect
+def _hand_back(sender: str, how: str = "", **_: Any) -> None:
+    """On a warm shutdown, running runs hand their work back rather than hold it until the
+    platform kills the process (Heroku: 30 s)."""
+    if how == "Warm":
+        try:
+            inflight.stopping(shared_redis(), sender)
+        except redis.RedisError as error:
+            logger.warning("could not tell running tasks to hand back: %s", error)
 
 
 @app.task(base=Leased, name=queue.EVENT_TASK)
@@ -128,6 +150,8 @@ def run_digest(self: Task, schedule_name: str, slot: str, manual: bool = False) 
     run = queue.Run(schedule.name, datetime.fromisoformat(slot), manual)
 
     def progress(**counts: Any) -> None:
+        if self.lease is not None and self.lease.handing_back.is_set():
+            raise ShuttingDown(f"the worker is shutting down during {counts.get('stage')}")
         self.update_state(state="PROGRESS", meta=counts)
 
     try:
@@ -136,6 +160,9 @@ def run_digest(self: Task, schedule_name: str, slot: str, manual: bool = False) 
         )
     except (RetryableError, redis.RedisError) as error:
         done = try_again(self, schedule, run, error)
+    except ShuttingDown as stopping:
+        logger.info("run %s hands itself back: %s", run.id, stopping)
+        raise self.retry(countdown=0) from None
     except SoftTimeLimitExceeded:
         timeout = f"{schedule.timeout.total_seconds():g}s"
         done = pipeline.give_up(shared_redis(), run, f"timed out after {timeout}")

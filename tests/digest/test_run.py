@@ -294,6 +294,38 @@ def test_a_whole_worker_killed_mid_run_resumes_within_90s_and_delivers_once(
     assert "queued again 1 task(s)" in beat.log()
 
 
+def test_a_worker_stopped_with_sigterm_hands_its_run_back_at_once(stack: Stack) -> None:
+    """A PaaS's SIGTERM (Heroku kills 30 s later): the run moves to another worker at its next
+    page, rather than holding the stopping worker until the kill."""
+    name = stack.schedule("handed-back", ["#random"], deliver={"slack": ["#eng-digest"]})
+    stopping = stack.worker
+    calls = stack.slack.calls["conversations.history"]
+    stack.slack.slow("conversations.history", 6)
+    try:
+        queued = stack.run(name, "--no-wait")
+        assert queued.returncode == 0, queued.stderr
+        wait_until(lambda: stack.slack.calls["conversations.history"] > calls)
+        other = stack.worker = Worker(stack.redis_url, stopping.env, node="other@%h").start()
+        assert stopping.process is not None
+        stopping.process.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        stopping.wait_until(lambda: "hands itself back" in stopping.log(), "no hand-back")
+        stopping.process.wait(timeout=30)
+        exited_in = time.monotonic() - stopped
+        history = redis.Redis.from_url(stack.redis_url)
+        wait_until(lambda: history.llen(f"digests:history:{name}"), other.log, timeout=60)
+        history.close()
+    finally:
+        stack.slack.clear_faults()
+        stopping.stop()
+    assert exited_in < 10  # the page it was reading, not the whole run
+    assert f"run {name}@" in other.log() and "delivered" in other.log()
+    runs = {p["metadata"]["event_payload"]["run"] for p in stack.slack.posted}
+    (run,) = [run for run in runs if run.startswith(f"{name}@")]
+    posts = stack.posts_for(run)
+    assert [p["metadata"]["event_payload"]["part"] for p in posts] == list(range(len(posts)))
+
+
 def test_a_worker_killed_after_posting_does_not_post_twice(stack: Stack) -> None:
     name = stack.schedule("killed-in-slack", ["#random"], deliver={"slack": ["#eng-digest"]})
     before = len(stack.slack.posted)

@@ -40,17 +40,23 @@ DONE = "done"
 UNACKED = "unacked"
 UNACKED_INDEX = "unacked_index"
 
-# KEYS: lease, task record. ARGV: task id, owner, lease seconds.
-# Returns 1 when the lease is now the owner's, 0 when another copy holds it, -1 when done.
+# KEYS: lease, task record, journal. ARGV: task id, owner, lease seconds, when the journal next
+# checks it (as the lease lapses). Returns 1 when the lease is now the owner's, 0 when another
+# copy holds it, -1 when done.
 ACQUIRE = """
 if redis.call('GET', KEYS[2]) == 'done' then return -1 end
-if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 1 end
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  redis.call('ZADD', KEYS[3], 'XX', ARGV[4], ARGV[1])
+  return 1
+end
 return 0
 """
-# KEYS: lease. ARGV: owner, lease seconds. Renews the lease only while it is the owner's.
+# KEYS: lease, journal. ARGV: task id, owner, lease seconds, the next check. Renews the lease,
+# and moves the journal's check to when it would lapse, only while the lease is the owner's.
 RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('EXPIRE', KEYS[1], ARGV[2])
+if redis.call('GET', KEYS[1]) == ARGV[2] then
+  redis.call('ZADD', KEYS[2], 'XX', ARGV[4], ARGV[1])
+  return redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
 return 0
 """
@@ -121,7 +127,9 @@ class Lease:
 
     def acquire(self) -> bool | None:
         """Hold the task: True; False while another copy of it holds it; None when it is done."""
-        held = self.client.eval(ACQUIRE, 2, *self.keys[:2], self.task_id, self.owner, LEASE_SECONDS)
+        held = self.client.eval(
+            ACQUIRE, 3, *self.keys[:3], self.task_id, self.owner, LEASE_SECONDS, self.lapse()
+        )
         if held == -1:
             logger.info("task %s is done already: this copy does nothing", self.task_id)
             return None
@@ -131,10 +139,24 @@ class Lease:
         threading.Thread(target=self.renew, daemon=True, name=f"lease {self.task_id}").start()
         return True
 
+    @staticmethod
+    def lapse() -> float:
+        """When a lease taken or renewed now lapses: the journal looks at its task then."""
+        return time.time() + LEASE_SECONDS
+
     def renew(self) -> None:
         while not self.stop.wait(RENEW_SECONDS):
             try:
-                self.client.eval(RENEW, 1, self.keys[0], self.owner, LEASE_SECONDS)
+                self.client.eval(
+                    RENEW,
+                    2,
+                    self.keys[0],
+                    keys.INFLIGHT,
+                    self.task_id,
+                    self.owner,
+                    LEASE_SECONDS,
+                    self.lapse(),
+                )
                 if self.worker and self.client.exists(keys.stopping(self.worker)):
                     self.handing_back.set()
             except redis.RedisError as error:  # Redis may come back before the lease lapses

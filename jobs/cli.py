@@ -293,3 +293,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DigestsError as error:
         print(f"digests: {error}", file=sys.stderr)
         return 1
+    except Exception as error:
+        if not redis_down(error):
+            raise
+        from jobs.connections import unreachable
+
+        print(f"digests: {unreachable(settings.redis.url, error)}", file=sys.stderr)
+        return 1
+
+
+def redis_down(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a failure to reach Redis; the modules that could
+    raise one are loaded by then, and nothing is imported for the commands that need none."""
+    if "redis" not in sys.modules:
+        return False
+    from jobs.connections import UNREACHABLE
+
+    kinds: tuple[type[BaseException], ...] = UNREACHABLE
+    if "kombu" in sys.modules:
+        from kombu.exceptions import OperationalError
+
+        kinds += (OperationalError,)
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, kinds):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

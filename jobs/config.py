@@ -240,3 +240,12 @@ def mask_url(value: str) -> str:
 def get_settings() -> Settings:
     """The process's settings, read once from `os.environ`."""
     return Settings.from_env(os.environ)
+
+
+def settings_or_exit(program: str) -> Settings:
+    """The settings, or an exit with one line saying what is wrong: a process must not start on
+    a bad configuration, and a traceback would bury the line that matters."""
+    try:
+        return get_settings()
+    except ConfigError as error:
+        raise SystemExit(f"{program}: invalid configuration: {error}") from None

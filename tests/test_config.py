@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from jobs.celery import celery_config
 from jobs.cli import main
 from jobs.config import Settings, SmtpSettings
 from jobs.errors import ConfigError
+from tests.conftest import ROOT
 
 
 def settings(**env: str) -> Settings:
@@ -219,3 +223,24 @@ def test_a_misspelt_smtp_parameter_is_not_ignored() -> None:
     with pytest.raises(ConfigError, match="unknown parameter 'cafle'") as error:
         settings(SMTP_URL="smtp://u:hunter2@mail.example?cafle=/ca.pem", EMAIL_FROM="d@x.org")
     assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("program", "command"),
+    [
+        ("web", ["uvicorn", "webhook:app", "--port", "0"]),
+        ("celery", ["celery", "-A", "jobs", "worker"]),
+    ],
+)
+def test_a_process_with_an_invalid_configuration_says_so_in_one_line_and_exits(
+    program: str, command: list[str]
+) -> None:
+    env = {**os.environ, "REDIS_URL": "foo"}
+    done = subprocess.run(
+        [sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"{program}: invalid configuration: REDIS_URL='foo' is not a Redis URL: expected "
+        "redis://[:password@]host[:port][/db] or rediss://… for TLS"
+    ]

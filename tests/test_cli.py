@@ -1,0 +1,52 @@
+"""The `digests` command line as a person meets it: real processes, a real Redis, a real worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox.redis_server import free_port
+from tests.conftest import ROOT
+
+NAME = "eng-daily"
+SCHEDULES = f"""version: 1
+schedules:
+  - name: {NAME}
+    cron: "0 9 * * *"
+    channels: ["#eng"]
+    deliver: {{slack: ["#eng-digest"]}}
+"""
+
+
+def digests(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "jobs", *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture
+def schedules(tmp_path: Path) -> Path:
+    path = tmp_path / "schedules.yaml"
+    path.write_text(SCHEDULES)
+    return path
+
+
+@pytest.mark.parametrize("command", ["run", "trigger", "preview"])
+def test_with_redis_down_a_command_says_so_in_one_line(schedules: Path, command: str) -> None:
+    port = free_port()  # nothing listens there
+    env = {
+        **os.environ,
+        "REDIS_URL": f"redis://:hunter2-secret@127.0.0.1:{port}/0",
+        "SCHEDULES_FILE": str(schedules),
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_API_URL": f"http://127.0.0.1:{port}/api/",
+    }
+    done = digests(command, NAME, env=env)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"digests: cannot reach Redis at redis://:***@127.0.0.1:{port}/0 (")
+    assert line.endswith("start it, or set REDIS_URL to the Redis the service uses")
+    assert "hunter2" not in done.stdout + done.stderr

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
+from jobs.queue import QUEUE
 from sandbox.redis_server import free_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, environment
 
 NAME = "eng-daily"
 SCHEDULES = f"""version: 1
@@ -50,3 +52,29 @@ def test_with_redis_down_a_command_says_so_in_one_line(schedules: Path, command:
     assert line.startswith(f"digests: cannot reach Redis at redis://:***@127.0.0.1:{port}/0 (")
     assert line.endswith("start it, or set REDIS_URL to the Redis the service uses")
     assert "hunter2" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "trigger"])
+def test_with_no_worker_a_run_is_not_queued_and_it_says_how_to_start_one(
+    redis_url: str, schedules: Path, command: str
+) -> None:
+    url = redis_url.rsplit("/", 1)[0] + "/8"  # no worker consumes this database
+    client = redis.Redis.from_url(url)
+    client.delete(QUEUE)
+    env = {**os.environ, **environment(url), "SCHEDULES_FILE": str(schedules)}
+    # Before, it printed PENDING and waited forever: the deadline only bounds a failure.
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs", command, NAME],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    queued = client.llen(QUEUE)
+    client.close()
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"digests: no worker answers on {url}: start one with ")
+    assert "`celery -A jobs worker` (or run scripts/dev)" in line
+    assert queued == 0

@@ -21,6 +21,7 @@ from sandbox.server import BackgroundServer
 from sandbox.service import Service
 from sandbox.slack.arguments import Args, SlackError
 from sandbox.slack.methods import Slack
+from sandbox.slack.responses import Responses
 from sandbox.workspace import Workspace, generate
 
 
@@ -67,9 +68,12 @@ class SlackSimulator(Service):
         self.calls: Counter[str] = Counter()
         self.faults: dict[str, list[Fault]] = {}
         self.lock = threading.Lock()
+        self.responses = Responses()
         self.app = Starlette(
             routes=[
                 Route("/api/{method}", self.api, methods=["GET", "POST"]),
+                Route("/sandbox/respond/{id}", self.responses.respond, methods=["POST"]),
+                Route("/sandbox/responses", self.responses.show),
                 Route("/sandbox/posted", self.show_posted),
                 Route("/sandbox/calls", self.show_calls),
                 Route("/sandbox/faults", self.clear_over_http, methods=["DELETE"]),

@@ -309,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DigestsError as error:
         print(f"digests: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # while following, `follow` says what goes on
+        print("digests: interrupted", file=sys.stderr)
+        return 130
     except Exception as error:
         if not redis_down(error):
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import redis
 
 from jobs.queue import QUEUE
 from sandbox.redis_server import free_port
-from tests.conftest import ROOT, environment
+from sandbox.slack import SlackSimulator
+from tests.conftest import ROOT, environment, wait_until
 
 NAME = "eng-daily"
 SCHEDULES = f"""version: 1
@@ -78,3 +80,28 @@ def test_with_no_worker_a_run_is_not_queued_and_it_says_how_to_start_one(
     assert line.startswith(f"digests: no worker answers on {url}: start one with ")
     assert "`celery -A jobs worker` (or run scripts/dev)" in line
     assert queued == 0
+
+
+def test_ctrl_c_ends_a_command_with_one_line(redis_url: str, schedules: Path) -> None:
+    with SlackSimulator() as slack:
+        slack.slow("conversations.history", 5, times=1)  # SIGINT comes well within it
+        env = {
+            **os.environ,
+            **environment(redis_url),
+            "SCHEDULES_FILE": str(schedules),
+            "SLACK_API_URL": slack.url,
+            "SLACK_BOT_TOKEN": slack.token,
+        }
+        preview = subprocess.Popen(
+            [sys.executable, "-m", "jobs", "preview", NAME],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(lambda: slack.calls["conversations.history"] > 0, "preview never read Slack")
+        preview.send_signal(signal.SIGINT)
+        _, err = preview.communicate(timeout=60)
+    assert preview.returncode == 130
+    assert err == "digests: interrupted\n"

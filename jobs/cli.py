@@ -165,6 +165,8 @@ def show_status(settings: Settings, args: argparse.Namespace) -> int:
     try:
         shown = status.read(sync_redis(settings), loaded, datetime.now(UTC))
     except (RedisError, OSError) as error:
+        if redis_down(error):
+            raise  # said as every command says it
         print(f"digests: cannot read Redis: {error}", file=sys.stderr)
         return 1
     if args.name:

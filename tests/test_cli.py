@@ -38,7 +38,7 @@ def schedules(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["run", "trigger", "preview"])
+@pytest.mark.parametrize("command", ["run", "trigger", "preview", "status"])
 def test_with_redis_down_a_command_says_so_in_one_line(schedules: Path, command: str) -> None:
     port = free_port()  # nothing listens there
     env = {

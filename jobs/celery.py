@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Celery
 
-from jobs.config import Settings, get_settings
+from jobs.config import Settings, settings_or_exit
 from jobs.queue import MAX_TASK_SECONDS, QUEUE
 
 
@@ -44,4 +44,4 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 app = Celery("jobs", include=["jobs.tasks"])
 # Read when the configuration is first needed, so importing `jobs` never reads the environment.
-app.add_defaults(lambda: celery_config(get_settings()))
+app.add_defaults(lambda: celery_config(settings_or_exit("celery")))

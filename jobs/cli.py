@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.config import Settings, get_settings, mask_url
+from jobs.config import Settings, gaps, get_settings, mask_url
 from jobs.errors import DigestsError, ScheduleError
 from jobs.scheduling.file import schedules_file, validate
 from jobs.scheduling.slots import Schedule, parse_slot
@@ -46,6 +45,24 @@ def show_config(settings: Settings) -> list[str]:
         f"LOG_LEVEL             {settings.log_level}",
         f"LOG_FORMAT            {settings.log_format}",
     ]
+
+
+def check_config(settings: Settings) -> list[str]:
+    """Whether Redis answers and the schedules load, and what each unset variable leaves undone."""
+    from jobs.connections import UNREACHABLE, sync_redis, unreachable
+
+    client = sync_redis(settings)
+    try:
+        client.ping()
+        lines = [f"ok: Redis answers at {mask_url(settings.redis.url)}"]
+    except UNREACHABLE as error:
+        lines = [f"problem: {unreachable(settings.redis.url, error)}"]
+    finally:
+        client.close()
+    loaded = schedules_file(settings.schedules_file).read()
+    if loaded.errors:
+        lines.append(f"problem: {settings.schedules_file} has errors: see `digests validate`")
+    return lines + [f"missing: {gap}" for gap in gaps(settings)]
 
 
 def schedule_named(settings: Settings, name: str) -> Schedule:
@@ -88,30 +105,6 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def follow(task_id: str) -> int:
-    """Print the run's progress until it ends; 0 when it delivered (or had nothing to send)."""
-    from celery.result import AsyncResult
-
-    from jobs.celery import app
-    from jobs.digest.ledger import RunRecord
-
-    result = AsyncResult(task_id, app=app)
-    shown = None
-    while not result.ready():
-        info = result.info if result.state == "PROGRESS" else None
-        line = f"{result.state} {json.dumps(info)}" if info else result.state
-        if line != shown:
-            print(line, flush=True)
-            shown = line
-        time.sleep(0.5)
-    if result.failed():
-        print(f"FAILURE {type(result.result).__name__}: {result.result}", file=sys.stderr)
-        return 1
-    record = result.result
-    print(json.dumps(record, indent=2))
-    return 0 if RunRecord.from_dict(record).succeeded else 1
-
-
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """A manual run: an ad-hoc slot at this moment, whose window ends now."""
     from jobs.queue import Run
@@ -122,13 +115,29 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def started(settings: Settings, schedule: Schedule, run: Run, args: argparse.Namespace) -> int:
-    """Queue the run and print its task id, then follow it unless `--no-wait`."""
+    """Queue the run and print its task id; unless `--no-wait`, only when a worker is there to
+    run it, and then follow it."""
     from jobs import queue
     from jobs.connections import sync_redis
+    from jobs.follow import follow, no_worker
 
-    task_id = queue.enqueue(sync_redis(settings), queue.run_job(schedule, run)).task_id
-    print(task_id, flush=True)
-    return 0 if args.no_wait else follow(task_id)
+    client = sync_redis(settings)
+    client.ping()  # a Redis that is down says so at once, before Celery retries to reach it
+    missing = None if args.no_wait else no_worker(settings)
+    if missing:
+        print(f"digests: {missing}", file=sys.stderr)
+        return 1
+    task_id = queue.enqueue(client, queue.run_job(schedule, run)).task_id
+    if args.no_wait:
+        print(task_id)
+        return 0
+    print(f"queued {run.id} as task {task_id}", file=sys.stderr if args.json else sys.stdout)
+    link = f" or {settings.public_url}tasks/{task_id}" if settings.public_url else ""
+
+    def gone() -> str:
+        return f"see how it ends with `digests status {schedule.name}`{link}"
+
+    return follow(task_id, as_json=args.json, gone=gone)
 
 
 def trigger(settings: Settings, args: argparse.Namespace) -> int:
@@ -151,11 +160,17 @@ def show_status(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.scheduling import status
 
     loaded = schedules_file(settings.schedules_file).read()
+    if args.name:
+        loaded.get(args.name)  # an unknown name is an error that names the file
     try:
         shown = status.read(sync_redis(settings), loaded, datetime.now(UTC))
     except (RedisError, OSError) as error:
+        if redis_down(error):
+            raise  # said as every command says it
         print(f"digests: cannot read Redis: {error}", file=sys.stderr)
         return 1
+    if args.name:
+        shown["schedules"] = [row for row in shown["schedules"] if row["name"] == args.name]
     print(json.dumps(shown, indent=2) if args.json else "\n".join(status_table(shown)))
     return 1 if shown["errors"] else 0
 
@@ -249,6 +264,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ran.add_argument("name", help="the schedule's name in SCHEDULES_FILE")
     ran.add_argument("--no-wait", action="store_true", help="only enqueue; print the task id")
+    ran.add_argument("--json", action="store_true", help="print the run's record as JSON")
     triggered = commands.add_parser(
         "trigger",
         help="run a schedule's current slot (or --slot), once however often asked; follow it",
@@ -256,9 +272,11 @@ def parser() -> argparse.ArgumentParser:
     triggered.add_argument("name", help="the schedule's name in SCHEDULES_FILE")
     triggered.add_argument("--slot", metavar="ISO", help="a past slot of the cron, with offset")
     triggered.add_argument("--no-wait", action="store_true", help="only enqueue; print the task id")
+    triggered.add_argument("--json", action="store_true", help="print the run's record as JSON")
     shown_status = commands.add_parser(
         "status", help="each schedule's next slots, last slot and how its run ended"
     )
+    shown_status.add_argument("name", nargs="?", help="only this schedule")
     shown_status.add_argument("--json", action="store_true", help="print GET /schedules' JSON")
     checked = commands.add_parser(
         "validate",
@@ -280,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
         if args.command == "config":
-            print("\n".join(show_config(settings)))
+            print("\n".join([*show_config(settings), "", *check_config(settings)]))
             return 0
         return {
             "preview": preview,
@@ -293,3 +311,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DigestsError as error:
         print(f"digests: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # while following, `follow` says what goes on
+        print("digests: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if not redis_down(error):
+            raise
+        from jobs.connections import unreachable
+
+        print(f"digests: {unreachable(settings.redis.url, error)}", file=sys.stderr)
+        return 1
+
+
+def redis_down(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a failure to reach Redis; the modules that could
+    raise one are loaded by then, and nothing is imported for the commands that need none."""
+    if "redis" not in sys.modules:
+        return False
+    from jobs.connections import UNREACHABLE
+
+    kinds: tuple[type[BaseException], ...] = UNREACHABLE
+    if "kombu" in sys.modules:
+        from kombu.exceptions import OperationalError
+
+        kinds += (OperationalError,)
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, kinds):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -197,6 +197,25 @@ class Settings:
         return tuple(v for v in values if v)
 
 
+def gaps(settings: Settings) -> list[str]:
+    """What each unset variable leaves undone, one line each, for `digests config`."""
+    unset = {
+        "SLACK_BOT_TOKEN": (settings.slack_bot_token, "nothing can be collected or posted"),
+        "SLACK_SIGNING_SECRET": (
+            settings.slack_signing_secret,
+            "/slack/* refuse every request (503), so Slack's events and /digest fail",
+        ),
+        "SMTP_URL": (settings.smtp, "email destinations fail"),
+        "TRIGGER_TOKEN": (settings.trigger_token, "/triggers/* answer 503"),
+        "PUBLIC_URL": (
+            settings.public_url,
+            "mails unsubscribe by a mailto: to EMAIL_FROM, and runs show no status URL",
+        ),
+        "SENTRY_DSN": (settings.sentry_dsn, "errors are only logged, not reported"),
+    }
+    return [f"{name} is not set: {effect}" for name, (value, effect) in unset.items() if not value]
+
+
 def http_url(name: str, value: str) -> str:
     """An http(s) base URL, ending in '/' so that method names append cleanly."""
     parts = urlsplit(value)
@@ -240,3 +259,12 @@ def mask_url(value: str) -> str:
 def get_settings() -> Settings:
     """The process's settings, read once from `os.environ`."""
     return Settings.from_env(os.environ)
+
+
+def settings_or_exit(program: str) -> Settings:
+    """The settings, or an exit with one line saying what is wrong: a process must not start on
+    a bad configuration, and a traceback would bury the line that matters."""
+    try:
+        return get_settings()
+    except ConfigError as error:
+        raise SystemExit(f"{program}: invalid configuration: {error}") from None

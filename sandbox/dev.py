@@ -1,9 +1,12 @@
 """`scripts/dev`: the whole service on this machine, with nothing to configure.
 
-Redis (an embedded `redis-server` unless `REDIS_URL` is set) and every process of the Procfile under
-honcho. Without `SLACK_BOT_TOKEN` it runs against the sandbox: the Slack simulator serving a demo
-workspace, an SMTP sink that keeps each mail as an .eml file, and demo schedules that fire within
-a minute. Each child leads its own process group, so Ctrl-C or SIGTERM stops all of it.
+Redis (an embedded `redis-server` unless `REDIS_URL` is set) and every process of the Procfile, the
+web on loopback only. Without `SLACK_BOT_TOKEN` it runs against the sandbox: the Slack simulator
+serving a demo workspace, an SMTP sink that keeps each mail as an .eml file, and demo schedules that
+fire within a minute. Each child leads its own process group and writes through this process, so
+SIGINT, SIGTERM, SIGHUP (the terminal closed) and a stdout that stops taking output (`| tee`,
+then Ctrl-C) all stop every one of them. `.dev/env` holds the stack's environment for `digests` in
+another terminal.
 """
 
 from __future__ import annotations
@@ -11,15 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
 import signal
 import smtplib
 import socket
-import subprocess
 import sys
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,30 +34,35 @@ from jobs.errors import ConfigError, ScheduleError
 from jobs.scheduling.file import load
 from jobs.scheduling.slots import Schedule
 from sandbox.redis_server import RedisServer, free_port
+from sandbox.stack import ROOT, Child, Interrupted, Stack, StartError
 from sandbox.workspace import BOT_TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DEMO_SCHEDULES = ROOT / "sandbox" / "demo_schedules.yaml"
+PROCFILE = ROOT / "Procfile"
 HOST = "127.0.0.1"
-START_TIMEOUT = 60.0
+# What the Procfile's processes print once they are up: the list is shown after their banners.
+STARTED = {"worker": (" ready.",), "beat": (" leads", " stands by")}
+# What another terminal needs to talk to the dev stack (`set -a; . .dev/env; set +a`).
+SHARED = (
+    "REDIS_URL",
+    "SLACK_API_URL",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SMTP_URL",
+    "EMAIL_FROM",
+    "TRIGGER_TOKEN",
+    "PUBLIC_URL",
+    "SCHEDULES_FILE",
+)
 ENVIRONMENT = """environment:
   PORT             the web port (default 8000)
   REDIS_URL        use this Redis (default: an embedded redis-server on a free port)
   SLACK_BOT_TOKEN  use real Slack, schedules.yaml and SMTP_URL (default: the sandbox)
   SCHEDULES_FILE   the schedules to run (default: sandbox/demo_schedules.yaml in the sandbox)
   DEV_MAIL_DIR     where the sandbox keeps mail as .eml files (default: .dev/mail)
+  DEV_ENV_FILE     where to write the stack's environment (default: .dev/env)
 """
-# honcho gives its processes 5 s after SIGTERM before it kills them.
-STOP_TIMEOUT = 15.0
-
-
-class StartError(Exception):
-    """A part of the stack could not start; the message says which, and what to do."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM arrived while the stack was starting."""
 
 
 @dataclass(frozen=True)
@@ -69,60 +76,6 @@ class Sandbox:
     @property
     def slack_url(self) -> str:
         return f"http://{HOST}:{self.slack_port}"
-
-
-@dataclass
-class Stack:
-    """The processes this run started; each leads its own process group."""
-
-    stopping: threading.Event
-    children: list[tuple[str, subprocess.Popen[bytes]]]
-    redis: RedisServer | None = None
-
-    def spawn(self, name: str, args: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(args, cwd=ROOT, env=env, process_group=0)
-        self.children.append((name, child))
-        return child
-
-    def wait_for(
-        self, what: str, answers: Callable[[], bool], child: subprocess.Popen[bytes] | None = None
-    ) -> None:
-        """Return once `answers()`; fail, instead of hanging, when `child` exits or time is up."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while not answers():
-            if self.stopping.is_set():
-                raise Interrupted
-            if child is not None and child.poll() is not None:
-                raise StartError(f"{what} exited (code {child.returncode}); its output is above")
-            if time.monotonic() > deadline:
-                raise StartError(f"{what} did not answer within {START_TIMEOUT:g}s")
-            self.stopping.wait(0.1)
-
-    def stop(self) -> None:
-        """Newest first: the Procfile's processes before the sandbox and Redis they use."""
-        if not (self.children or self.redis):
-            return
-        say("stopping")
-        while self.children:
-            name, child = self.children.pop()
-            with suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
-            try:
-                child.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                say(f"{name} did not stop within {STOP_TIMEOUT:g}s: killing it")
-            with suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)  # whatever of its group is left
-            child.wait()
-        if self.redis:
-            self.redis.stop()
-            self.redis = None
-        say("stopped")
-
-
-def say(text: str) -> None:
-    with suppress(OSError):  # a closed terminal must not keep the stack from stopping
-        print(f"==> {text}", flush=True)
 
 
 def http_answers(url: str) -> bool:
@@ -164,8 +117,8 @@ def port_is_free(port: int) -> bool:
 
 def environment(
     environ: Mapping[str, str], redis_url: str | None, sandbox: Sandbox | None
-) -> tuple[dict[str, str], dict[str, str]]:
-    """The environment of every process, and the secrets made up for it (to show them)."""
+) -> dict[str, str]:
+    """The environment of every process, with secrets made up for what is not set."""
     env = dict(environ)
     made = {}
     port = env.get("PORT") or "8000"
@@ -187,7 +140,7 @@ def environment(
     env.update(made)
     # The Procfile's commands live in this virtualenv.
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env, made
+    return env
 
 
 def next_free_port(port: int) -> int:
@@ -215,31 +168,29 @@ def check(env: Mapping[str, str]) -> tuple[Settings, dict[str, Schedule]]:
 
 
 def start_sandbox(stack: Stack, sandbox: Sandbox, env: Mapping[str, str]) -> None:
-    say("starting the Slack simulator with the demo workspace (a week of history up to now)")
+    stack.say("starting the Slack simulator with the demo workspace (a week of history up to now)")
     slack = stack.spawn(
-        "the Slack simulator",
-        [sys.executable, "-m", "sandbox.slack", "--port", str(sandbox.slack_port)],
-        env,
+        "slack", [sys.executable, "-m", "sandbox.slack", "--port", str(sandbox.slack_port)], env
     )
     stack.wait_for(
         f"the Slack simulator on port {sandbox.slack_port}",
         lambda: http_answers(f"{sandbox.slack_url}/sandbox/calls"),
-        slack,
+        [slack],
     )
-    say("starting the SMTP sink")
+    stack.say("starting the SMTP sink")
     sink_args = ["--port", str(sandbox.smtp_port), "--folder", str(sandbox.mail_dir)]
-    sink = stack.spawn(
-        "the SMTP sink", [sys.executable, "-m", "sandbox.smtp_sink", *sink_args], env
-    )
+    sink = stack.spawn("smtp", [sys.executable, "-m", "sandbox.smtp_sink", *sink_args], env)
     stack.wait_for(
-        f"the SMTP sink on port {sandbox.smtp_port}", lambda: smtp_answers(sandbox.smtp_port), sink
+        f"the SMTP sink on port {sandbox.smtp_port}",
+        lambda: smtp_answers(sandbox.smtp_port),
+        [sink],
     )
 
 
 def start_redis(stack: Stack, private: RedisServer | None, env: Mapping[str, str]) -> None:
     if private is None:
         url = env["REDIS_URL"]
-        say(f"using Redis at {mask_url(url)} (REDIS_URL)")
+        stack.say(f"using Redis at {mask_url(url)} (REDIS_URL)")
         problem = redis_answers(url)
         if problem:
             raise StartError(
@@ -247,7 +198,7 @@ def start_redis(stack: Stack, private: RedisServer | None, env: Mapping[str, str
                 "unset REDIS_URL to run an embedded one"
             )
         return
-    say(f"starting Redis (embedded, in memory) at {private.url}")
+    stack.say(f"starting Redis (embedded, in memory) at {private.url}")
     stack.redis = private
     try:
         private.start()
@@ -255,35 +206,83 @@ def start_redis(stack: Stack, private: RedisServer | None, env: Mapping[str, str
         raise StartError(str(error)) from None
 
 
+def procfile() -> dict[str, str]:
+    """The Procfile's commands by process type, as Heroku reads them; in dev the web listens on
+    loopback only, since its routes take the made-up tokens."""
+    commands = {}
+    for line in PROCFILE.read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() and not name.startswith("#"):
+            commands[name.strip()] = command.strip()
+    commands["web"] = commands["web"].replace("--host 0.0.0.0", f"--host {HOST}")
+    return commands
+
+
+def start_procfile(stack: Stack, env: Mapping[str, str], port: int) -> list[Child]:
+    stack.say("starting the Procfile's processes: " + ", ".join(procfile()))
+    started = [
+        stack.spawn(name, ["sh", "-c", f"exec {command}"], env, procfile=True)
+        for name, command in procfile().items()
+    ]
+    by_name = {child.name: child for child in started}
+    stack.wait_for(
+        "the Procfile's processes",
+        lambda: (
+            all(by_name[name].printed(*texts) for name, texts in STARTED.items())
+            and http_answers(f"http://{HOST}:{port}/readyz")
+        ),
+        started,
+    )
+    return started
+
+
+def write_env(path: Path, env: Mapping[str, str]) -> None:
+    """The stack's environment for another terminal's `digests …`; only its owner may read it,
+    since it holds the tokens."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# scripts/dev's environment: `set -a; . .dev/env; set +a`, then `digests …`"]
+    lines += [f"{name}={shlex.quote(env[name])}" for name in SHARED if env.get(name)]
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write("\n".join(lines) + "\n")
+
+
 def show(
+    stack: Stack,
     settings: Settings,
     schedules: dict[str, Schedule],
     sandbox: Sandbox | None,
-    made: Mapping[str, str],
+    env_file: Path,
 ) -> None:
-    """Where to look, once the web answers."""
+    """Where to look, once every process is up (after their banners, so it stays in view)."""
     web = f"http://{HOST}:{settings.port}"
     lines = [f"web         {web}/healthz", f"schedules   {web}/schedules"]
     if sandbox:
         lines += [
             f"Slack posts {sandbox.slack_url}/sandbox/posted  (what digests posted to the sandbox)",
+            f"/digest     {sandbox.slack_url}/sandbox/responses  (the answers to slash commands)",
             f"mail        {sandbox.mail_dir}  (an .eml file per message)",
         ]
     lines += [
         f"schedule    {s.name}: cron {s.cron!r} {s.timezone}{'' if s.enabled else ' (disabled)'}"
         for s in schedules.values()
     ]
-    if schedules and settings.trigger_token:
+    shown = env_file.relative_to(ROOT) if env_file.is_relative_to(ROOT) else env_file
+    lines.append(f"in another terminal: set -a; . {shown}; set +a   (this stack's tokens), then:")
+    if schedules:
         name = next(iter(schedules))
+        lines.append(f"  run       .venv/bin/digests run {name}")
         lines.append(
-            f"trigger     curl -X POST -H 'Authorization: Bearer {settings.trigger_token}' "
-            f"{web}/triggers/{name}"
+            '  trigger   curl -X POST -H "Authorization: Bearer $TRIGGER_TOKEN" '
+            f'-H "Idempotency-Key: $(date +%s)" {web}/triggers/{name}'
         )
-    lines += [f"{name}={value}  (made up for this run)" for name, value in made.items()]
+    if sandbox:
+        lines.append("  /digest   .venv/bin/python -m sandbox.send '/digest now #eng 7d'")
+        lines.append("  mention   .venv/bin/python -m sandbox.send '@Slack Digests now #eng'")
     if not settings.slack_signing_secret:
         lines.append("SLACK_SIGNING_SECRET is not set: /slack/* answer 503 until it is")
-    say("ready; where to look:\n" + "\n".join(f"    {line}" for line in lines))
-    say(f"beat runs {settings.schedules_file}; Ctrl-C stops everything")
+    stack.say("ready; where to look:\n" + "\n".join(f"    {line}" for line in lines))
+    stack.say(f"beat runs {settings.schedules_file}; Ctrl-C stops everything")
 
 
 def run(stack: Stack, environ: Mapping[str, str]) -> int:
@@ -292,31 +291,27 @@ def run(stack: Stack, environ: Mapping[str, str]) -> int:
         mail_dir = Path(environ.get("DEV_MAIL_DIR") or ROOT / ".dev" / "mail").resolve()
         sandbox = Sandbox(free_port(), free_port(), mail_dir)
     private = None if environ.get("REDIS_URL") else RedisServer()
-    env, made = environment(environ, private.url if private else None, sandbox)
+    env = environment(environ, private.url if private else None, sandbox)
     settings, schedules = check(env)
     if sandbox:
-        say("no SLACK_BOT_TOKEN: running against the Slack and SMTP sandbox")
+        stack.say("no SLACK_BOT_TOKEN: running against the Slack and SMTP sandbox")
     else:
-        say(f"SLACK_BOT_TOKEN is set: running against {settings.slack_api_url}")
+        stack.say(f"SLACK_BOT_TOKEN is set: running against {settings.slack_api_url}")
         if not settings.smtp:
-            say("SMTP_URL is not set: email destinations will fail")
+            stack.say("SMTP_URL is not set: email destinations will fail")
     start_redis(stack, private, env)
     if sandbox:
         start_sandbox(stack, sandbox, env)
-    say("starting the Procfile's processes with honcho")
-    # `--env /dev/null`: honcho would let a .env file (docker-compose's) override this environment.
-    honcho = [str(BIN / "honcho"), "start", "--env", os.devnull, "--port", str(settings.port)]
-    processes = stack.spawn("honcho", honcho, env)
-    stack.wait_for(
-        "the Procfile's processes (honcho)",
-        lambda: http_answers(f"http://{HOST}:{settings.port}/readyz"),
-        processes,
-    )
-    show(settings, schedules, sandbox, made)
-    while processes.poll() is None:
-        if stack.stopping.wait(0.5):
-            return 0
-    raise StartError("a process of the Procfile stopped (honcho's output above says which)")
+    started = start_procfile(stack, env, settings.port)
+    env_file = Path(environ.get("DEV_ENV_FILE") or ROOT / ".dev" / "env").resolve()
+    write_env(env_file, env)
+    stack.env_file = env_file
+    show(stack, settings, schedules, sandbox, env_file)
+    while not stack.stopping.wait(0.5):
+        for child in started:
+            if child.process.poll() is not None:
+                raise StartError(f"{child.name} exited (code {child.process.returncode})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.parse_args(argv)
-    stack = Stack(threading.Event(), [])
+    stack = Stack(threading.Event())
 
     def stop(signum: int, frame: FrameType | None) -> None:
         stack.stopping.set()
@@ -338,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(stack, os.environ)
     except StartError as error:
-        print(f"scripts/dev: {error}", file=sys.stderr, flush=True)
+        with suppress(OSError):  # a closed terminal must not keep the stack from stopping
+            print(f"scripts/dev: {error}", file=sys.stderr, flush=True)
         return 1
     except Interrupted:
         return 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from jobs.celery import celery_config
 from jobs.cli import main
 from jobs.config import Settings, SmtpSettings
 from jobs.errors import ConfigError
+from tests.conftest import ROOT
 
 
 def settings(**env: str) -> Settings:
@@ -178,6 +182,68 @@ def test_cli_config_hides_secrets(
     assert "xoxb-very-secret" not in out and "redispw" not in out
 
 
+def config_output(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> str:
+    """What `digests config` prints in exactly this environment (exit 0)."""
+    from jobs.config import get_settings
+
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SMTP_URL", "EMAIL_FROM"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("TRIGGER_TOKEN", "PUBLIC_URL", "SENTRY_DSN", "SCHEDULES_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        assert main(["config"]) == 0
+    finally:
+        get_settings.cache_clear()
+    return capsys.readouterr().out
+
+
+def test_cli_config_says_what_each_missing_value_leaves_undone_and_that_redis_is_down(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = config_output(monkeypatch, capsys, {"REDIS_URL": "redis://:redispw@127.0.0.1:1/0"})
+    lines = out.splitlines()
+    assert "problem: cannot reach Redis at redis://:***@127.0.0.1:1/0 (" in out
+    for line in [
+        "missing: SLACK_BOT_TOKEN is not set: nothing can be collected or posted",
+        "missing: SMTP_URL is not set: email destinations fail",
+        "missing: TRIGGER_TOKEN is not set: /triggers/* answer 503",
+    ]:
+        assert line in lines
+    assert any(
+        line.startswith("missing: SLACK_SIGNING_SECRET is not set: /slack/*") for line in lines
+    )
+    assert "redispw" not in out
+
+
+def test_cli_config_with_everything_set_says_redis_answers_and_shows_no_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], redis_url: str
+) -> None:
+    secrets = {
+        "SLACK_BOT_TOKEN": "xoxb-very-secret",
+        "SLACK_SIGNING_SECRET": "signing-very-secret",
+        "TRIGGER_TOKEN": "trigger-very-secret",
+        "SENTRY_DSN": "https://sentrykey@sentry.example/1",
+    }
+    env = {
+        **secrets,
+        "REDIS_URL": redis_url,
+        "SMTP_URL": "smtp://user:mailpw-secret@127.0.0.1:2525?tls=off",
+        "EMAIL_FROM": "digests@example.com",
+        "PUBLIC_URL": "https://digests.example.com/",
+        "SCHEDULES_FILE": str(ROOT / "schedules.yaml"),
+    }
+    out = config_output(monkeypatch, capsys, env)
+    assert f"ok: Redis answers at {redis_url}" in out.splitlines()
+    assert "missing:" not in out and "problem:" not in out
+    hidden = [*secrets.values(), "mailpw-secret", "sentrykey"]
+    assert [value for value in hidden if value in out] == []
+
+
 def test_cli_help_lists_its_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--help"])
@@ -219,3 +285,24 @@ def test_a_misspelt_smtp_parameter_is_not_ignored() -> None:
     with pytest.raises(ConfigError, match="unknown parameter 'cafle'") as error:
         settings(SMTP_URL="smtp://u:hunter2@mail.example?cafle=/ca.pem", EMAIL_FROM="d@x.org")
     assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("program", "command"),
+    [
+        ("web", ["uvicorn", "webhook:app", "--port", "0"]),
+        ("celery", ["celery", "-A", "jobs", "worker"]),
+    ],
+)
+def test_a_process_with_an_invalid_configuration_says_so_in_one_line_and_exits(
+    program: str, command: list[str]
+) -> None:
+    env = {**os.environ, "REDIS_URL": "foo"}
+    done = subprocess.run(
+        [sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"{program}: invalid configuration: REDIS_URL='foo' is not a Redis URL: expected "
+        "redis://[:password@]host[:port][/db] or rediss://… for TLS"
+    ]

@@ -3,11 +3,15 @@ schedule, says what is wrong when it cannot start, and leaves nothing running wh
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
+import sys
+import time
 import uuid
 from email import message_from_bytes
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from sandbox.dev import SHARED
 from sandbox.redis_server import free_port
 from tests.conftest import ROOT, wait_until
 from tests.signed import SECRET, event_callback, signed_json
@@ -65,8 +70,13 @@ def runs_posted(slack_url: str) -> list[str]:
 def test_dev_stack_delivers_a_demo_digest_on_schedule_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     mark = uuid.uuid4().hex
+    env_file = tmp_path / "dev.env"
     env = dev_environment(
-        tmp_path, PORT=str(port), SLACK_SIGNING_SECRET=SECRET, DIGESTS_DEV_TEST=mark
+        tmp_path,
+        PORT=str(port),
+        SLACK_SIGNING_SECRET=SECRET,
+        DIGESTS_DEV_TEST=mark,
+        DEV_ENV_FILE=str(env_file),
     )
     output = tmp_path / "dev.log"
     with output.open("wb") as log:
@@ -88,6 +98,57 @@ def test_dev_stack_delivers_a_demo_digest_on_schedule_and_stops_cleanly(tmp_path
         )
         assert f"http://127.0.0.1:{port}/schedules" in shown
         assert str(tmp_path / "mail") in shown
+        assert f"Uvicorn running on http://127.0.0.1:{port} " in shown  # loopback only
+        # The list comes after every process's banner, where it stays in view.
+        ready = shown.index("==> ready")
+        assert 0 < shown.index(" ready.") < ready and 0 < shown.index(" leads") < ready
+
+        # A second terminal talks to this stack through the file it wrote.
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        shared = sourced(env_file)
+        assert set(shared) == set(SHARED)
+        assert shared["SLACK_SIGNING_SECRET"] == SECRET
+        assert shared["TRIGGER_TOKEN"] not in shown, "a made-up token was printed"
+        other = {**env, **shared}
+        status = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "digests"), "status", "eng-and-general"],
+            cwd=ROOT,
+            env=other,
+            capture_output=True,
+            text=True,
+        )
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.splitlines()[1].startswith("eng-and-general ")
+
+        # The sample curl makes a new run each time it is run.
+        [curl] = [
+            line.split("trigger", 1)[1].strip() for line in shown.splitlines() if "curl " in line
+        ]
+        runs = []
+        for _ in range(2):
+            made = subprocess.run(["sh", "-c", curl], env=other, capture_output=True, text=True)
+            runs.append(json.loads(made.stdout))
+            time.sleep(1.1)  # its Idempotency-Key counts seconds
+        assert [r["duplicate"] for r in runs] == [False, False]
+        assert runs[0]["task_id"] != runs[1]["task_id"]
+
+        # /digest, signed with the stack's secret; the worker's answer lands in the sandbox.
+        asked = subprocess.run(
+            [sys.executable, "-m", "sandbox.send", "/digest schedules"],
+            cwd=ROOT,
+            env=other,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert asked.returncode == 0, asked.stderr
+        assert asked.stdout.startswith("Working on `/digest schedules`…\n*Schedules*")
+        assert "`eng-and-general`" in asked.stdout
+        wait_until(lambda: "response_url " in output.read_text(), "the sandbox did not log it")
+        mention = [sys.executable, "-m", "sandbox.send", "@Slack Digests now #eng 24h"]
+        told = subprocess.run(mention, cwd=ROOT, env=other, capture_output=True, text=True)
+        assert told.returncode == 0, told.stderr
+        assert told.stdout.splitlines()[1].startswith("#eng digest, ")
 
         payload = event_callback("app_mention")
         body, headers = signed_json(payload)
@@ -115,12 +176,67 @@ def test_dev_stack_delivers_a_demo_digest_on_schedule_and_stops_cleanly(tmp_path
         dev.send_signal(signal.SIGTERM)
         dev.wait(timeout=60)
     assert dev.returncode == 0, output.read_text()[-3000:]
+    assert not env_file.exists()
     with pytest.raises(ProcessLookupError):
         os.killpg(dev.pid, 0)
     assert marked(f"DIGESTS_DEV_TEST={mark}") == [], "a process of the dev stack outlived it"
     for used in (port, redis_port, slack_port, smtp_port):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", used)) != 0, f"port {used} still answers"
+
+
+def sourced(path: Path) -> dict[str, str]:
+    """The variables a shell gets from `set -a; . FILE`."""
+    script = f"set -a; . {shlex.quote(str(path))}; env -0"
+    done = subprocess.run(["env", "-i", "sh", "-c", script], capture_output=True, check=True)
+    pairs = [item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item]
+    return {name: value for name, value in pairs if name not in ("PWD", "OLDPWD", "SHLVL", "_")}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGHUP, signal.SIGINT, None],
+    ids=["terminal closed", "ctrl-c with its output piped", "its output pipe closed"],
+)
+def test_dev_stack_stops_every_process_when_its_output_goes(
+    tmp_path: Path, signum: signal.Signals | None
+) -> None:
+    port = free_port()
+    mark = uuid.uuid4().hex
+    env = dev_environment(
+        tmp_path, PORT=str(port), DIGESTS_DEV_TEST=mark, DEV_ENV_FILE=str(tmp_path / "env")
+    )
+    dev = subprocess.Popen(
+        [str(ROOT / "scripts" / "dev")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        assert dev.stdout is not None
+        for line in dev.stdout:  # as `| tee` reads it
+            if line.startswith(b"==> ready"):
+                break
+        assert marked(f"DIGESTS_DEV_TEST={mark}"), "the stack never started"
+        dev.stdout.close()  # the terminal, or tee, is gone
+        if signum is None:
+            answers(f"http://127.0.0.1:{port}/healthz")  # the web logs it: a write to the pipe
+        else:
+            dev.send_signal(signum)
+        dev.wait(timeout=60)
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+    wait_until(
+        lambda: marked(f"DIGESTS_DEV_TEST={mark}") == [],
+        "a process of the dev stack outlived it",
+        30,
+    )
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the web still answers"
 
 
 def run_dev(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -36,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from types import FrameType
 from typing import Any
 
 import celery.beat
@@ -45,7 +47,7 @@ from kombu.exceptions import OperationalError
 
 from jobs import inflight, keys, queue
 from jobs.config import get_settings
-from jobs.connections import shared_redis, text
+from jobs.connections import UNREACHABLE, shared_redis, text, unreachable
 from jobs.scheduling.file import SchedulesFile
 from jobs.scheduling.lease import TAKEN, WRITE_BATCH, LeaderLock, RedisCommand
 from jobs.scheduling.slots import Schedule, instant
@@ -57,6 +59,9 @@ LOCK_INTERVALS = 10
 # Policies under which Redis never evicts a key. `volatile-*` would spare beat's own state (no
 # TTL) but may evict the slot claims and `enqueued` keys that make a slot run once.
 SAFE_POLICIES = ("noeviction",)
+# Waiting for Redis at start-up, as the worker waits for its broker: 1, 2, 4 … seconds, capped.
+CONNECT_BACKOFF_MAX = 10.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 # A slot waiting in the heap: when it fires (epoch seconds, jitter included), whose, which.
 Entry = tuple[float, str, datetime]
@@ -89,6 +94,10 @@ def catch_up(schedule: Schedule, first: datetime, now: datetime, grace: timedelt
         skipped.append(slot)
         slot = schedule.previous_slot(slot)
     return Due(fire, tuple(reversed(skipped)), newest)
+
+
+def stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def basis(schedule: Schedule) -> str:
@@ -137,6 +146,7 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
         self.lease_until = 0.0
         self.standby_wait = 0.0
         self.reconciled = -inflight.RECONCILE_SECONDS
+        self.down = ""  # why Redis did not answer at start-up
         super().__init__(app, *args, **kwargs)
         self.lock_ttl = LOCK_INTERVALS * float(self.max_interval)
         # A slot later than this was missed by an outage, not delayed by a handover (a lock TTL,
@@ -157,9 +167,30 @@ class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]  # Celery has no t
         return f"    . schedules -> {self.file.path}\n    . leader lock -> {lock}"
 
     def setup_schedule(self) -> None:
-        """Check Redis can be trusted with the state; the file is read at the first tick, once
-        `beat_init` has set up Sentry to report its errors."""
-        check_eviction_policy(self.client)
+        """Check Redis can be trusted with the state, once it answers; the file is read at the
+        first tick, once `beat_init` has set up Sentry to report its errors."""
+        # Celery's own SIGTERM handler would ask for this scheduler while it is being made,
+        # and so wait again: while waiting, a signal just ends beat.
+        previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+        try:
+            attempt = 0
+            while not self.checked():
+                attempt += 1
+                delay = min(CONNECT_BACKOFF_MAX, 2.0 ** (attempt - 1))
+                logger.error("%s; trying again in %gs (attempt %d)", self.down, delay, attempt)
+                time.sleep(delay)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def checked(self) -> bool:
+        """Whether Redis answered (and its eviction policy is safe); `down` says why not."""
+        try:
+            check_eviction_policy(self.client)
+        except UNREACHABLE as error:
+            self.down = f"beat: {unreachable(get_settings().redis.url, error)}"
+            return False
+        return True
 
     def now(self) -> datetime:
         """The time; a method of its own so that a simulation (`bench/schedules.py`) can set it."""

@@ -23,6 +23,7 @@ from sandbox.server import BackgroundServer
 from sandbox.service import Service
 from sandbox.slack.arguments import Args, SlackError
 from sandbox.slack.methods import Slack
+from sandbox.slack.responses import Responses
 from sandbox.workspace import Workspace, generate
 
 # Slack's limits since 2025 for apps not in the Marketplace: these methods take one call a minute
@@ -76,9 +77,12 @@ class SlackSimulator(Service):
         self.minute = 0.0  # with the 2025 limits on, how long Slack's minute lasts here
         self.next_call: dict[tuple[str, str], float] = {}  # (method, token): when it may call
         self.lock = threading.Lock()
+        self.responses = Responses()
         self.app = Starlette(
             routes=[
                 Route("/api/{method}", self.api, methods=["GET", "POST"]),
+                Route("/sandbox/respond/{id}", self.responses.respond, methods=["POST"]),
+                Route("/sandbox/responses", self.responses.show),
                 Route("/sandbox/posted", self.show_posted),
                 Route("/sandbox/calls", self.show_calls),
                 Route("/sandbox/faults", self.clear_over_http, methods=["DELETE"]),

@@ -32,7 +32,7 @@ SECRETS = ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "TRIGGER_TOKEN", "SMTP_URL
 
 
 def procfile() -> dict[str, str]:
-    """Process type → command, as honcho and Heroku read the Procfile."""
+    """Process type → command, as Heroku and scripts/dev read the Procfile."""
     commands = {}
     for line in (ROOT / "Procfile").read_text().splitlines():
         if not line.strip() or line.lstrip().startswith("#"):

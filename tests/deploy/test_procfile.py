@@ -56,6 +56,6 @@ def test_render_runs_the_procfile_commands() -> None:
     services = render_services()
     for process, command in procfile().items():
         service = services[process]
-        # Render runs startCommand in a shell, as Heroku and honcho run the Procfile.
+        # Render runs startCommand in a shell, as Heroku and scripts/dev run the Procfile.
         assert service["startCommand"] == command
         assert service["type"] == ("web" if process == "web" else "worker")

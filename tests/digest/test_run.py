@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,8 +62,8 @@ class Stack:
         return name
 
     def run(self, name: str, *options: str) -> subprocess.CompletedProcess[str]:
-        """`digests run NAME`, as a person would type it."""
-        command = [sys.executable, "-m", "jobs", "run", name, *options]
+        """`digests run NAME --json`, as a script would call it."""
+        command = [sys.executable, "-m", "jobs", "run", name, "--json", *options]
         return subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True)
 
     def run_then_clear_faults(self, name: str) -> dict[str, Any]:
@@ -87,8 +88,8 @@ class Stack:
 
 
 def record_of(output: str) -> dict[str, Any]:
-    """The run's record, the JSON object `digests run` prints last."""
-    record: dict[str, Any] = json.loads(output[output.index("\n{") + 1 :])
+    """The run's record, all that `digests run --json` prints on stdout."""
+    record: dict[str, Any] = json.loads(output)
     return record
 
 
@@ -210,6 +211,52 @@ def test_a_429_storm_completes_without_starting_over(stack: Stack, workspace: Wo
     assert pages >= 2
     assert stack.slack.calls["conversations.history"] <= 2 * pages + 1
     assert stack.worker.log().count("run storm@") >= pages
+    # Each wait lasts a second or two, so the follower (polling twice a second) shows it.
+    assert re.search(r"^ *[\d.]+s  waiting to try again$", done.stderr, re.MULTILINE), done.stderr
+
+
+def test_digests_run_shows_its_progress_and_ends_with_a_summary(stack: Stack) -> None:
+    name = stack.schedule("readable", ["#random"], deliver={"slack": ["#eng-digest"]})
+    stack.slack.slow("chat.postMessage", 1.5, times=1)  # long enough to be seen delivering
+    command = [sys.executable, "-m", "jobs", "run", name]
+    done = subprocess.run(command, cwd=ROOT, env=stack.env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    found = re.fullmatch(rf"queued ({name}@\S+) as task [0-9a-f-]+", lines[0])
+    assert found, lines[0]
+    assert any(
+        re.fullmatch(r" *\d+\.\ds  delivering the digest of [\d,]+ messages", line)
+        for line in lines
+    )
+    posts = stack.posts_for(found[1])
+    at = lines.index(next(line for line in lines if line.startswith(f"delivered {found[1]} in ")))
+    assert re.fullmatch(r"  [\d,]+ messages, [\d,]+ threads, .+", lines[at + 1])
+    assert lines[at + 2 :] == [f"  slack:#eng-digest: posted {posts[0]['ts']}"]
+    assert "PROGRESS" not in done.stdout and "{" not in done.stdout
+
+
+def test_ctrl_c_stops_following_and_the_run_goes_on(stack: Stack) -> None:
+    name = stack.schedule("interrupted", ["#random"], deliver={"slack": ["#eng-digest"]})
+    calls = stack.slack.calls["conversations.history"]
+    stack.slack.slow("conversations.history", 3, times=1)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "jobs", "run", name],
+        cwd=ROOT,
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: stack.slack.calls["conversations.history"] > calls)
+    follower.send_signal(signal.SIGINT)
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 130, out + err
+    run, task_id = re.fullmatch(r"queued (\S+) as task (\S+)", out.splitlines()[0]).groups()  # type: ignore[union-attr]
+    assert err.strip() == (
+        f"stopped following; the run goes on: see how it ends with `digests status {name}` "
+        f"or {PUBLIC_URL}tasks/{task_id}"
+    )
+    wait_until(lambda: stack.posts_for(run), "the run stopped with its follower")
 
 
 def test_under_slacks_2025_limits_a_digest_completes(stack: Stack, workspace: Workspace) -> None:
@@ -233,7 +280,7 @@ def run_killed_when(stack: Stack, name: str, moment: Callable[[], bool]) -> dict
     Celery requeues the task of a lost process (late acks), and the new attempt resumes it.
     """
     follower = subprocess.Popen(
-        [sys.executable, "-m", "jobs", "run", name],
+        [sys.executable, "-m", "jobs", "run", name, "--json"],
         cwd=ROOT,
         env=stack.env,
         stdout=subprocess.PIPE,

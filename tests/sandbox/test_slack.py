@@ -14,8 +14,10 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
+from slack_sdk.webhook import WebhookClient
 
 from sandbox.slack import SlackSimulator
+from sandbox.slack.responses import response_url
 from sandbox.workspace import DEMO_END, DEMO_START, big_channel, generate, ts_micros
 
 
@@ -301,6 +303,14 @@ def test_controls_over_http(sim: SlackSimulator, slack: WebClient) -> None:
     assert http(sim, "DELETE", "/sandbox/faults")["ok"]
     assert slack.auth_test()["ok"]
     assert http(sim, "GET", "/sandbox/calls")["auth.test"] == sim.calls["auth.test"]
+
+
+def test_a_response_url_keeps_what_a_worker_posts_to_it(sim: SlackSimulator) -> None:
+    url = response_url(sim.url.removesuffix("/api/"), "req-1")
+    answer = WebhookClient(url).send(text="Posted the digest.", response_type="ephemeral")
+    assert answer.status_code == 200
+    kept = http(sim, "GET", "/sandbox/responses")
+    assert {"id": "req-1", "text": "Posted the digest.", "response_type": "ephemeral"} in kept
 
 
 def test_query_string_arguments(sim: SlackSimulator) -> None:

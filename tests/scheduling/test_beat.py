@@ -355,20 +355,44 @@ def test_beat_refuses_a_redis_that_may_evict_its_keys(schedules_file: Path) -> N
     )
 
 
+def add_beat_user(client: redis.Redis, password: str, *commands: str) -> None:
+    """A Redis user `beat` with this password, allowed these commands on every key."""
+    passwords = [f"+{password}"]
+    client.acl_setuser(
+        "beat", enabled=True, passwords=passwords, keys=["*"], channels=["*"], commands=commands
+    )
+
+
+def test_beat_waits_for_redis_and_runs_once_it_answers(schedules_file: Path) -> None:
+    write_schedules(schedules_file, {"name": "every-second", "cron": EVERY_SECOND})
+    server = RedisServer()  # not started yet: nothing listens on its port
+    beat = Beat(f"redis://beat:hunter2-beat@127.0.0.1:{server.port}/0", schedules_file)
+    beat.spawn(BEAT, beat.env)
+    try:
+        beat.wait_until(lambda: beat.log().count("trying again in") >= 2, "beat did not wait")
+        server.start()
+        client = redis.Redis(port=server.port)
+        add_beat_user(client, "hunter2-beat", "+@all")
+        beat.wait_until(lambda: client.llen(QUEUE) >= 1, "beat enqueued nothing once Redis ran")
+        client.close()
+    finally:
+        beat.stop()
+        server.stop()
+    log = beat.log()
+    beat.log_path.unlink()
+    waited = [line for line in log.splitlines() if "trying again in" in line]
+    assert f"cannot reach Redis at redis://beat:***@127.0.0.1:{server.port}/0 (" in waited[0]
+    assert "trying again in 1s (attempt 1)" in waited[0]
+    assert "Traceback" not in log and "hunter2" not in log
+
+
 def test_beat_warns_and_runs_where_it_may_not_read_the_eviction_policy(
     schedules_file: Path,
 ) -> None:
     write_schedules(schedules_file, {"name": "every-second", "cron": EVERY_SECOND})
     with RedisServer() as server:
         client = redis.Redis(port=server.port)
-        client.acl_setuser(
-            "beat",
-            enabled=True,
-            passwords=["+secret"],
-            keys=["*"],
-            channels=["*"],
-            commands=["+@all", "-config"],
-        )
+        add_beat_user(client, "secret", "+@all", "-config")
         beat = Beat(f"redis://beat:secret@127.0.0.1:{server.port}/0", schedules_file).start()
         try:
             wait_until(lambda: client.llen(QUEUE) >= 1, beat.log)

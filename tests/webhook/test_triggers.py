@@ -399,9 +399,9 @@ def test_a_real_worker_runs_the_slot_a_trigger_queued(live: Triggers) -> None:
 
 def test_digests_trigger_follows_the_run_and_fails_when_it_failed(live: Triggers) -> None:
     earlier = live.schedule.previous_slot(current_slot(live.schedule)).isoformat()
-    done = live.cli("trigger", live.name, "--slot", earlier)
+    done = live.cli("trigger", live.name, "--slot", earlier, "--json")
     assert done.returncode == 1, done.stderr
-    record = json.loads(done.stdout[done.stdout.index("\n{") + 1 :])
+    record = json.loads(done.stdout)
     assert (record["slot"], record["status"]) == (earlier, "failed")
 
 

@@ -66,14 +66,14 @@ class Stack:
         command = [sys.executable, "-m", "jobs", "run", name, "--json", *options]
         return subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True)
 
-    def run_then_clear_faults(self, name: str) -> dict[str, Any]:
-        """`digests run NAME` under the faults set on the simulator; the run's record."""
+    def run_then_clear_faults(self, name: str) -> subprocess.CompletedProcess[str]:
+        """`digests run NAME` under the faults set on the simulator, which succeeded."""
         try:
             done = self.run(name)
         finally:
             self.slack.clear_faults()
         assert done.returncode == 0, done.stdout + done.stderr
-        return record_of(done.stdout)
+        return done
 
     def posts_for(self, run: str) -> list[dict[str, Any]]:
         return [p for p in self.slack.posted if p["metadata"]["event_payload"]["run"] == run]
@@ -204,7 +204,8 @@ def test_a_429_storm_completes_without_starting_over(stack: Stack, workspace: Wo
     name = stack.schedule("storm", ["#support"])
     stack.slack.calls.clear()
     stack.slack.rate_limit("conversations.history", every=2, retry_after=1)
-    record = stack.run_then_clear_faults(name)
+    done = stack.run_then_clear_faults(name)
+    record = record_of(done.stdout)
     assert record["totals"]["messages"] == true_totals(workspace, ["support"])["messages"]
     pages = -(-len(workspace.messages[stack.slack.channel_id("support")]) // 999)
     # Every other call is refused; resuming from the cursor means each page is fetched once.
@@ -266,7 +267,8 @@ def test_under_slacks_2025_limits_a_digest_completes(stack: Stack, workspace: Wo
         "limits-2025", ["#support"], window="3d", deliver={"slack": ["#eng-digest"]}
     )
     stack.slack.limit_like_2025(minute=0.1)
-    record = stack.run_then_clear_faults(name)
+    done = stack.run_then_clear_faults(name)
+    record = record_of(done.stdout)
     start, end = (datetime.fromisoformat(bound).timestamp() for bound in record["window"])
     messages = workspace.messages[stack.slack.channel_id("support")]
     counted = [m for m in messages if human(m) and start <= float(m["ts"]) < end]

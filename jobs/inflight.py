@@ -35,6 +35,9 @@ STOPPING_SECONDS = 600
 # How often the leading beat reconciles, and how many entries it looks at each time.
 RECONCILE_SECONDS = 10.0
 RECONCILE_BATCH = 200
+# A task queued again this often without ever finishing kills its worker each time (a poison
+# message): it is dropped, with an error, rather than cycled for ever.
+MAX_REQUEUES = 5
 DONE = "done"
 # kombu's Redis transport keeps fetched, unacknowledged messages here (its default names).
 UNACKED = "unacked"
@@ -60,7 +63,8 @@ if redis.call('GET', KEYS[1]) == ARGV[2] then
 end
 return 0
 """
-# KEYS: lease, task record, journal, journal messages. ARGV: task id, owner, record TTL, then
+# KEYS: lease, task record, journal, journal messages, requeue counts. ARGV: task id, owner,
+# record TTL, then
 # the next check (epoch seconds), or '' when the task is done.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[2] then redis.call('DEL', KEYS[1]) end
@@ -72,25 +76,32 @@ if ARGV[4] == '' then
   end
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HDEL', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
 else
   redis.call('ZADD', KEYS[3], 'XX', ARGV[4], ARGV[1])
 end
 return 1
 """
-# KEYS: journal, journal messages, lease, queue, kombu's unacked hash and index. ARGV: task id,
-# now, next check. Pushes the journaled message again unless it is leased, waiting in the queue,
-# or finished; returns 1 when it did.
+# KEYS: journal, journal messages, lease, queue, kombu's unacked hash and index, requeue counts.
+# ARGV: task id, next check, most requeues. Pushes the journaled message again unless it is
+# leased, waiting in the queue, or finished; returns 1 when it did, 2 when it dropped it instead.
 REPUSH = """
 local message = redis.call('HGET', KEYS[2], ARGV[1])
 if not message then
   redis.call('ZREM', KEYS[1], ARGV[1])
   return 0
 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if redis.call('LPOS', KEYS[4], message, 'RANK', -1) then return 0 end
 redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
+if redis.call('HINCRBY', KEYS[7], ARGV[1], 1) > tonumber(ARGV[3]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[7], ARGV[1])
+  return 2
+end
 redis.call('RPUSH', KEYS[4], message)
 return 1
 """
@@ -123,6 +134,7 @@ class Lease:
             keys.task(task_id),
             keys.INFLIGHT,
             keys.INFLIGHT_MESSAGES,
+            keys.INFLIGHT_REQUEUES,
         ]
 
     def acquire(self) -> bool | None:
@@ -167,7 +179,7 @@ class Lease:
         self.stop.set()
         then = "" if done else str(check_after(time.time() + retry_in))
         self.client.eval(
-            RELEASE, 4, *self.keys, self.task_id, self.owner, keys.TASK_RECORD_TTL, then
+            RELEASE, 5, *self.keys, self.task_id, self.owner, keys.TASK_RECORD_TTL, then
         )
 
 
@@ -182,7 +194,7 @@ def reconcile(client: redis.Redis, queue: str) -> list[str]:
     """Push again the journaled tasks due a check that nobody holds; their ids."""
     now = time.time()
     due = client.zrangebyscore(keys.INFLIGHT, "-inf", now, start=0, num=RECONCILE_BATCH)
-    pushed = []
+    pushed, dropped = [], []
     script = client.register_script(REPUSH)
     for raw in due:
         task_id = text(raw)  # type: ignore[arg-type]  # members only, without scores
@@ -193,9 +205,21 @@ def reconcile(client: redis.Redis, queue: str) -> list[str]:
             queue,
             UNACKED,
             UNACKED_INDEX,
+            keys.INFLIGHT_REQUEUES,
         ]
-        if script(keys=script_keys, args=[task_id, now, check_after(now)]) == 1:
+        done = script(keys=script_keys, args=[task_id, check_after(now), MAX_REQUEUES])
+        if done == 1:
             pushed.append(task_id)
+        elif done == 2:
+            dropped.append(task_id)
+    if dropped:
+        logger.error(
+            "dropped %d task(s) queued again %d times without finishing (each time its worker "
+            "died): %s",
+            len(dropped),
+            MAX_REQUEUES,
+            ", ".join(dropped[:10]),
+        )
     if pushed:
         logger.warning(
             "queued again %d task(s) whose worker stopped holding them: %s",

@@ -30,6 +30,7 @@ def task_result(task_id: str) -> str:
 # and a hash of their messages, to push again when nobody holds one (`jobs.inflight`).
 INFLIGHT = f"{PREFIX}inflight"
 INFLIGHT_MESSAGES = f"{PREFIX}inflight:messages"
+INFLIGHT_REQUEUES = f"{PREFIX}inflight:requeues"  # how often each was pushed again
 
 
 def lease(task_id: str) -> str:

@@ -90,6 +90,23 @@ def test_held_and_done_work_is_left_alone(redis_client: redis.Redis) -> None:
     assert reconcile(redis_client) == [held]
 
 
+def test_a_task_that_never_finishes_is_dropped_after_five_requeues(
+    redis_client: redis.Redis,
+) -> None:
+    redis_client.delete(QUEUE)
+    task_id = queued(redis_client, "EvPoison")
+    for _ in range(inflight.MAX_REQUEUES):
+        redis_client.rpop(QUEUE)  # its worker dies with it, every time
+        due_now(redis_client, task_id)
+        assert reconcile(redis_client) == [task_id]
+    redis_client.rpop(QUEUE)
+    due_now(redis_client, task_id)
+    assert reconcile(redis_client) == []
+    assert redis_client.llen(QUEUE) == 0
+    assert redis_client.zscore(keys.INFLIGHT, task_id) is None
+    assert not redis_client.hexists(keys.INFLIGHT_MESSAGES, task_id)
+
+
 def test_a_retry_is_checked_after_its_countdown(redis_client: redis.Redis) -> None:
     task_id = queued(redis_client, "EvRetry")
     lease = inflight.Lease(redis_client, task_id)

@@ -131,13 +131,14 @@ def started(settings: Settings, schedule: Schedule, run: Run, args: argparse.Nam
     if args.no_wait:
         print(task_id)
         return 0
-    print(f"queued {run.id} as task {task_id}", file=sys.stderr if args.json else sys.stdout)
-    link = f" or {settings.public_url}tasks/{task_id}" if settings.public_url else ""
-
-    def gone() -> str:
-        return f"see how it ends with `digests status {schedule.name}`{link}"
-
-    return follow(task_id, as_json=args.json, gone=gone)
+    try:
+        print(f"queued {run.id} as task {task_id}", file=sys.stderr if args.json else sys.stdout)
+        return follow(task_id, as_json=args.json)
+    except KeyboardInterrupt:  # from the moment it is queued, the run goes on without us
+        link = f" or {settings.public_url}tasks/{task_id}" if settings.public_url else ""
+        gone = f"see how it ends with `digests status {schedule.name}`{link}"
+        print(f"\nstopped following; the run goes on: {gone}", file=sys.stderr, flush=True)
+        return 130
 
 
 def trigger(settings: Settings, args: argparse.Namespace) -> int:

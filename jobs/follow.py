@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from jobs.config import Settings, mask_url
@@ -66,11 +65,8 @@ def summary(record: dict[str, Any]) -> list[str]:
     return lines
 
 
-def follow(
-    task_id: str, *, as_json: bool, gone: Callable[[], str], out: TextIO = sys.stdout
-) -> int:
-    """Show the run's progress until it ends; 0 when it delivered (or had nothing to send).
-    Ctrl-C stops following, not the run: `gone()` says how to find out how it ends."""
+def follow(task_id: str, *, as_json: bool, out: TextIO = sys.stdout) -> int:
+    """Show the run's progress until it ends; 0 when it delivered (or had nothing to send)."""
     from celery.result import AsyncResult
 
     from jobs.celery import app
@@ -80,22 +76,18 @@ def follow(
     result = AsyncResult(task_id, app=app)
     began = time.monotonic()
     shown = ""
-    try:
-        while not result.ready():
-            line = activity(result.state, result.info)
-            if line != shown:
-                print(f"{time.monotonic() - began:6.1f}s  {line}", file=said, flush=True)
-                shown = line
-            time.sleep(POLL)
-    except KeyboardInterrupt:
-        print(f"\nstopped following; the run goes on: {gone()}", file=sys.stderr, flush=True)
-        return 130
+    while not result.ready():
+        line = activity(result.state, result.info)
+        if line != shown:
+            print(f"{time.monotonic() - began:6.1f}s  {line}", file=said, flush=True)
+            shown = line
+        time.sleep(POLL)
     if result.failed():
         print(f"failed: {type(result.result).__name__}: {result.result}", file=sys.stderr)
         return 1
     record: dict[str, Any] = result.result
     if record.get("status") == "duplicate":
         print(f"task {record['owner']} runs {record['run']}; following it", file=said)
-        return follow(record["owner"], as_json=as_json, gone=gone, out=out)
+        return follow(record["owner"], as_json=as_json, out=out)
     print(json.dumps(record, indent=2) if as_json else "\n".join(summary(record)), file=out)
     return 0 if RunRecord.from_dict(record).succeeded else 1

@@ -44,7 +44,7 @@ def activity(state: str, info: Any) -> str:
     if state == "PROGRESS" and isinstance(info, dict):
         stage = STAGES.get(str(info.get("stage")), str(info.get("stage")) + ": {:,} messages")
         return stage.format(int(info.get("messages") or 0))
-    if state == "RETRY":  # a 429 or an outage: the worker's log says which, and for how long
+    if state == "RETRY":  # a 429 or an outage; `info` is the error it waits out
         return f"waiting to try again ({info})" if info else "waiting to try again"
     return "started" if state == "STARTED" else state.lower()
 

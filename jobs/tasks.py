@@ -187,7 +187,7 @@ def try_again(task: Task, schedule: Schedule, run: queue.Run, error: Exception) 
     if started is not None and time.time() + wait > started + timeout:
         return pipeline.give_up(shared_redis(), run, f"timed out after {timeout:g}s: {error}")
     logger.warning("run %s waits %.1fs (%s): %s", run.id, wait, kind, error)
-    raise task.retry(countdown=wait) from None
+    raise task.retry(countdown=wait, exc=error) from None
 
 
 def report(schedule: Schedule, record: RunRecord | Duplicate) -> None:

@@ -213,7 +213,8 @@ def test_a_429_storm_completes_without_starting_over(stack: Stack, workspace: Wo
     assert stack.slack.calls["conversations.history"] <= 2 * pages + 1
     assert stack.worker.log().count("run storm@") >= pages
     # Each wait lasts a second or two, so the follower (polling twice a second) shows it.
-    assert re.search(r"^ *[\d.]+s  waiting to try again$", done.stderr, re.MULTILINE), done.stderr
+    waiting = r"^ *[\d.]+s  waiting to try again \(Slack rate-limited conversations.history"
+    assert re.search(waiting, done.stderr, re.MULTILINE), done.stderr
 
 
 def test_digests_run_shows_its_progress_and_ends_with_a_summary(stack: Stack) -> None:

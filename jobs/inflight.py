@@ -63,8 +63,7 @@ if redis.call('GET', KEYS[1]) == ARGV[2] then
 end
 return 0
 """
-# KEYS: lease, task record, journal, journal messages, requeue counts. ARGV: task id, owner,
-# record TTL, then
+# KEYS: lease, task record, journal, requeue counts. ARGV: task id, owner, record TTL, then
 # the next check (epoch seconds), or '' when the task is done.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[2] then redis.call('DEL', KEYS[1]) end
@@ -76,18 +75,17 @@ if ARGV[4] == '' then
   end
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HDEL', KEYS[4], ARGV[1])
-  redis.call('HDEL', KEYS[5], ARGV[1])
 else
   redis.call('ZADD', KEYS[3], 'XX', ARGV[4], ARGV[1])
 end
 return 1
 """
-# KEYS: journal, journal messages, lease, queue, kombu's unacked hash and index, requeue counts.
+# KEYS: journal, task record, lease, queue, kombu's unacked hash and index, requeue counts.
 # ARGV: task id, next check, most requeues. Pushes the journaled message again unless it is
 # leased, waiting in the queue, or finished; returns 1 when it did, 2 when it dropped it instead.
 REPUSH = """
-local message = redis.call('HGET', KEYS[2], ARGV[1])
-if not message then
+local message = redis.call('GET', KEYS[2])
+if not message or message == 'done' then
   redis.call('ZREM', KEYS[1], ARGV[1])
   return 0
 end
@@ -98,7 +96,7 @@ redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 if redis.call('HINCRBY', KEYS[7], ARGV[1], 1) > tonumber(ARGV[3]) then
   redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('SET', KEYS[2], 'done', 'KEEPTTL')
   redis.call('HDEL', KEYS[7], ARGV[1])
   return 2
 end
@@ -133,7 +131,6 @@ class Lease:
             keys.lease(task_id),
             keys.task(task_id),
             keys.INFLIGHT,
-            keys.INFLIGHT_MESSAGES,
             keys.INFLIGHT_REQUEUES,
         ]
 
@@ -179,7 +176,7 @@ class Lease:
         self.stop.set()
         then = "" if done else str(check_after(time.time() + retry_in))
         self.client.eval(
-            RELEASE, 5, *self.keys, self.task_id, self.owner, keys.TASK_RECORD_TTL, then
+            RELEASE, 4, *self.keys, self.task_id, self.owner, keys.TASK_RECORD_TTL, then
         )
 
 
@@ -200,7 +197,7 @@ def reconcile(client: redis.Redis, queue: str) -> list[str]:
         task_id = text(raw)  # type: ignore[arg-type]  # members only, without scores
         script_keys = [
             keys.INFLIGHT,
-            keys.INFLIGHT_MESSAGES,
+            keys.task(task_id),
             keys.lease(task_id),
             queue,
             UNACKED,

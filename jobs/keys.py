@@ -16,8 +16,8 @@ def event(event_id: str) -> str:
 
 
 def task(task_id: str) -> str:
-    """The record that we issued this task id, so unknown ids can answer 404; `done` once the
-    task finished, so a copy of it pushed again does nothing."""
+    """The record that we issued this task id, so unknown ids can answer 404: its message until
+    the task is done, for the journal to push again; then `done`, so a copy does nothing."""
     return f"{PREFIX}task:{task_id}"
 
 
@@ -26,10 +26,9 @@ def task_result(task_id: str) -> str:
     return f"celery-task-meta-{task_id}"
 
 
-# Every queued task until it is done: a sorted set of task ids by when each is next checked,
-# and a hash of their messages, to push again when nobody holds one (`jobs.inflight`).
+# Every queued task until it is done: a sorted set of task ids by when each is next checked, to
+# push its message (kept in its task record) again when nobody holds it (`jobs.inflight`).
 INFLIGHT = f"{PREFIX}inflight"
-INFLIGHT_MESSAGES = f"{PREFIX}inflight:messages"
 INFLIGHT_REQUEUES = f"{PREFIX}inflight:requeues"  # how often each was pushed again
 
 

@@ -44,17 +44,18 @@ MAX_BATCH = 256
 # Where results would be announced: Redis' result backend does not use it; one per process.
 REPLY_TO = str(uuid.uuid4())
 
-# KEYS: queue, the journal and its messages, then per job its dedupe key ("" for none) and its
-# task record key. ARGV: record TTL, when the journal next checks the jobs, then per job its task
-# id, its message and its dedupe key's TTL.
+# KEYS: queue, the journal, then per job its dedupe key ("" for none) and its task record key,
+# which holds the message until the task is done (for the journal to push it again). ARGV: record
+# TTL, when the journal next checks the jobs, then per job its task id, its message and its
+# dedupe key's TTL.
 # Returns, per job, the id of the task that owns its dedupe key: its own id when it was pushed.
 # The push is the first write, so a failure (even OOM) leaves no claim behind it that could
 # make Slack's retry look like a duplicate.
 ENQUEUE = """
 local out, messages, claimed = {}, {}, {}
-local jobs = (#KEYS - 3) / 2
+local jobs = (#KEYS - 2) / 2
 for i = 1, jobs do
-  local claim, id = KEYS[2 * i + 2], ARGV[3 * i]
+  local claim, id = KEYS[2 * i + 1], ARGV[3 * i]
   local owner = claim ~= '' and (redis.call('GET', claim) or claimed[claim])
   if owner then
     out[i] = owner
@@ -68,10 +69,9 @@ if #messages > 0 then redis.call('LPUSH', KEYS[1], unpack(messages)) end
 for i = 1, jobs do
   local id = ARGV[3 * i]
   if out[i] == id then
-    if KEYS[2 * i + 2] ~= '' then redis.call('SET', KEYS[2 * i + 2], id, 'EX', ARGV[3 * i + 2]) end
-    redis.call('SET', KEYS[2 * i + 3], '1', 'EX', ARGV[1])
+    if KEYS[2 * i + 1] ~= '' then redis.call('SET', KEYS[2 * i + 1], id, 'EX', ARGV[3 * i + 2]) end
+    redis.call('SET', KEYS[2 * i + 2], ARGV[3 * i + 1], 'EX', ARGV[1])
     redis.call('ZADD', KEYS[2], ARGV[2], id)
-    redis.call('HSET', KEYS[3], id, ARGV[3 * i + 1])
   end
 end
 return out
@@ -195,7 +195,7 @@ def script_input(
     queue: str, jobs: Sequence[Job]
 ) -> tuple[list[str], list[str | bytes | int | float], list[str]]:
     """`ENQUEUE`'s keys and arguments for these jobs, and the task id each job would get."""
-    script_keys: list[str] = [queue, keys.INFLIGHT, keys.INFLIGHT_MESSAGES]
+    script_keys: list[str] = [queue, keys.INFLIGHT]
     script_args: list[str | bytes | int | float] = [
         keys.TASK_RECORD_TTL,
         inflight.check_after(time.time()),

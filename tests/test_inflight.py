@@ -38,7 +38,7 @@ def reconcile(redis_client: redis.Redis) -> list[str]:
 def test_a_queued_task_is_journaled_with_its_message(redis_client: redis.Redis) -> None:
     redis_client.delete(QUEUE)
     task_id = queued(redis_client, "EvJournal")
-    assert redis_client.hget(keys.INFLIGHT_MESSAGES, task_id) == redis_client.lindex(QUEUE, 0)
+    assert redis_client.get(keys.task(task_id)) == redis_client.lindex(QUEUE, 0)
     score = redis_client.zscore(keys.INFLIGHT, task_id)
     assert score is not None and score > 0
 
@@ -104,7 +104,7 @@ def test_a_task_that_never_finishes_is_dropped_after_five_requeues(
     assert reconcile(redis_client) == []
     assert redis_client.llen(QUEUE) == 0
     assert redis_client.zscore(keys.INFLIGHT, task_id) is None
-    assert not redis_client.hexists(keys.INFLIGHT_MESSAGES, task_id)
+    assert redis_client.get(keys.task(task_id)) == "done"
 
 
 def test_a_retry_is_checked_after_its_countdown(redis_client: redis.Redis) -> None:

@@ -38,7 +38,8 @@ RECONCILE_BATCH = 200
 # A task queued again this often without ever finishing kills its worker each time (a poison
 # message): it is dropped, with an error, rather than cycled for ever.
 MAX_REQUEUES = 5
-DONE = "done"
+# A copy that finds its task held by another looks again after this.
+HOLDER_WAIT_SECONDS = 5.0
 # kombu's Redis transport keeps fetched, unacknowledged messages here (its default names).
 UNACKED = "unacked"
 UNACKED_INDEX = "unacked_index"

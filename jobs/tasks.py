@@ -50,8 +50,8 @@ def _setup_sentry(**_: Any) -> None:
 
 class Leased(Task):  # type: ignore[misc]  # Celery has no type hints
     """A task that holds its work's lease while it runs (`jobs.inflight`): a copy of it that
-    finds the work done does nothing, and one that finds it held tries again once the holder
-    would have renewed, so the work resumes soon after its holder died."""
+    finds the work done does nothing, and one that finds it held looks again a few seconds
+    later, so the work resumes soon after its holder died."""
 
     max_retries = None  # the tasks say when to stop
     lease: inflight.Lease | None = None  # the running one's, in this process
@@ -65,11 +65,11 @@ class Leased(Task):  # type: ignore[misc]  # Celery has no type hints
         try:
             held = lease.acquire()
         except redis.RedisError as error:
-            raise self.retry(countdown=inflight.LEASE_SECONDS / 3, exc=error) from None
+            raise self.retry(countdown=inflight.HOLDER_WAIT_SECONDS, exc=error) from None
         if held is None:
             raise Ignore()
         if not held:
-            raise self.retry(countdown=inflight.LEASE_SECONDS / 3)
+            raise self.retry(countdown=inflight.HOLDER_WAIT_SECONDS)
         try:
             result = super().__call__(*args, **kwargs)
         except Retry as retry:

@@ -81,7 +81,7 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
     schedule = schedule_named(settings, args.name)
     now = datetime.now().astimezone()
     cache = sync_redis(settings)
-    built = build(web_client(settings), cache, scheduled(cache, schedule, now))
+    built = build(web_client(settings), cache, scheduled(cache, schedule, now), settings=settings)
     if args.blocks:
         parts = slack_messages(built.digest, built.names)
         print(json.dumps([{"text": p.text, "blocks": p.blocks} for p in parts], indent=2))
@@ -132,7 +132,11 @@ def started(settings: Settings, schedule: Schedule, run: Run, args: argparse.Nam
         print(task_id)
         return 0
     try:
-        print(f"queued {run.id} as task {task_id}", file=sys.stderr if args.json else sys.stdout)
+        print(
+            f"queued {run.id} as task {task_id}",
+            file=sys.stderr if args.json else sys.stdout,
+            flush=True,
+        )
         return follow(task_id, as_json=args.json)
     except KeyboardInterrupt:  # from the moment it is queued, the run goes on without us
         link = f" or {settings.public_url}tasks/{task_id}" if settings.public_url else ""

@@ -150,6 +150,9 @@ class Settings:
     port: int = 8000
     log_level: str = "INFO"
     log_format: str = "text"
+    llm_api_url: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_model: str = "gpt-4o-mini"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -161,6 +164,7 @@ class Settings:
         if token is not None and not token.startswith("xoxb-"):
             raise ConfigError("SLACK_BOT_TOKEN must be a bot token, starting with 'xoxb-'")
         public_url = get("PUBLIC_URL")
+        llm_url = get("LLM_API_URL")
         smtp_url = get("SMTP_URL")
         email_from = get("EMAIL_FROM")
         if smtp_url and not email_from:
@@ -182,6 +186,9 @@ class Settings:
             port=port_number(get("PORT") or "8000"),
             log_level=choice("LOG_LEVEL", (get("LOG_LEVEL") or "INFO").upper(), LOG_LEVELS),
             log_format=choice("LOG_FORMAT", (get("LOG_FORMAT") or "text").lower(), LOG_FORMATS),
+            llm_api_url=checked("LLM_API_URL", llm_url) if llm_url else None,
+            llm_api_key=get("LLM_API_KEY"),
+            llm_model=get("LLM_MODEL") or cls.llm_model,
         )
 
     @property
@@ -191,6 +198,7 @@ class Settings:
             self.slack_signing_secret,
             self.slack_bot_token,
             self.trigger_token,
+            self.llm_api_key,
             self.smtp.password if self.smtp else None,
             urlsplit(self.redis.url).password,
         )
@@ -218,10 +226,16 @@ def gaps(settings: Settings) -> list[str]:
 
 def http_url(name: str, value: str) -> str:
     """An http(s) base URL, ending in '/' so that method names append cleanly."""
+    checked(name, value)
+    return value if value.endswith("/") else value + "/"
+
+
+def checked(name: str, value: str) -> str:
+    """An http(s) URL, as given (an Azure OpenAI URL ends in its `?api-version=`)."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name}={value!r} is not an http:// or https:// URL")
-    return value if value.endswith("/") else value + "/"
+        raise ConfigError(f"{name}={mask_url(value)!r} is not an http:// or https:// URL")
+    return value
 
 
 def port_number(value: str) -> int:

@@ -56,6 +56,11 @@ class MailDeferred(RetryableError):
     kind = "mail"
 
 
+class LLMFailed(PermanentError):
+    """The LLM endpoint gave no summary; the digest goes out without one. The message never
+    holds the key, the prompt or the answer."""
+
+
 class ShuttingDown(DigestsError):
     """The worker is shutting down (SIGTERM): the run hands itself back to the queue at once,
     to resume from its checkpoint on another worker."""

@@ -11,7 +11,12 @@ import sys
 import time
 from typing import Any, TextIO
 
+# Loaded with this module, before a run is queued, so a Ctrl-C once it is queued meets the loop.
+from celery.result import AsyncResult
+
+from jobs.celery import app
 from jobs.config import Settings, mask_url
+from jobs.digest.ledger import RunRecord
 
 # How long a worker has to answer a ping; a busy worker still answers at once.
 PING_TIMEOUT = 2.0
@@ -26,8 +31,6 @@ STAGES = {
 
 def no_worker(settings: Settings) -> str | None:
     """Why nothing would run a queued task, or None when a worker answers."""
-    from jobs.celery import app
-
     if app.control.ping(timeout=PING_TIMEOUT, limit=1):
         return None
     return (
@@ -67,11 +70,6 @@ def summary(record: dict[str, Any]) -> list[str]:
 
 def follow(task_id: str, *, as_json: bool, out: TextIO = sys.stdout) -> int:
     """Show the run's progress until it ends; 0 when it delivered (or had nothing to send)."""
-    from celery.result import AsyncResult
-
-    from jobs.celery import app
-    from jobs.digest.ledger import RunRecord
-
     said = sys.stderr if as_json else out
     result = AsyncResult(task_id, app=app)
     began = time.monotonic()

@@ -62,10 +62,12 @@ def generate(
     messages: int = 300,
     start: datetime = DEMO_START,
     end: datetime = DEMO_END,
+    stories: bool = True,
 ) -> Workspace:
-    """A workspace of `channels` channels with `messages` history entries each, in [start, end)."""
+    """A workspace of `channels` channels with `messages` history entries each, in [start, end),
+    plus (with `stories`) each channel's scripted conversations (`STORIES`)."""
     templates = [CHANNELS[i] if i < len(CHANNELS) else extra_channel(i) for i in range(channels)]
-    return Builder(seed, start, end).build(templates, messages)
+    return Builder(seed, start, end, stories).build(templates, messages)
 
 
 def big_channel(
@@ -159,7 +161,8 @@ FILES = (
     ("screenshot.png", "Screenshot of the bug", "image/png", "png", "PNG"),
     ("export.csv", "Customer export", "text/csv", "csv", "CSV"),
 )
-REACTIONS = ("+1", "eyes", "tada", "white_check_mark", "heart", "joy")
+# No check mark: on a message it means a decision or a thing done, which the stories say.
+REACTIONS = ("+1", "eyes", "tada", "raised_hands", "heart", "joy")
 # Kinds of history entry and their weights; reactions and edits are added on top.
 KINDS = (
     ("plain", 46),
@@ -179,7 +182,7 @@ MAX_THREAD_SPAN = 2 * 86_400 * 1_000_000
 class Builder:
     """Draws one workspace from a seeded random generator; every choice goes through `rng`."""
 
-    def __init__(self, seed: int, start: datetime, end: datetime) -> None:
+    def __init__(self, seed: int, start: datetime, end: datetime, stories: bool = False) -> None:
         if end <= start:
             raise ValueError(f"the window is empty: start {start} is not before end {end}")
         self.rng = random.Random(seed)
@@ -195,6 +198,7 @@ class Builder:
         self.former = self.human("former", "Former Employee", "", "UTC", end, deleted=True)
         self.kinds = [kind for kind, _ in KINDS]
         self.weights = [weight for _, weight in KINDS]
+        self.stories = stories
 
     def ident(self, prefix: str) -> str:
         """A Slack-looking ID (`U012AB3CD4E`), unique within this workspace."""
@@ -210,7 +214,10 @@ class Builder:
             members = self.members(template[0])
             channel = self.channel(template, members)
             channels.append(channel)
-            history, threads = HistoryGenerator(self, members).fill(per_channel)
+            generator = HistoryGenerator(self, members)
+            history, threads = generator.fill(per_channel)
+            if self.stories:
+                history = generator.tell(history)
             messages[channel["id"]] = history
             replies.update({(channel["id"], ts): thread for ts, thread in threads.items()})
         return Workspace(
@@ -396,6 +403,40 @@ class HistoryGenerator:
             summarize_thread(self.parents[ts], replies)
         return history, self.threads
 
+    def tell(self, history: list[Message]) -> list[Message]:
+        """The history with the channel's `STORIES` told in it, in time order."""
+        span = self.b.end - self.b.start
+        people = self.members
+        told = []
+        for at, by, text, reactions, replies in STORIES:
+            low = self.b.start + int(span * at)
+            key = self.free_key(low, min(low + span // 20, self.b.end)) or low
+            message = self.said(key, text.format(*people), people[by % len(people)])
+            message["reactions"] = self.marks(reactions)
+            if not reactions:
+                del message["reactions"]
+            if replies:
+                thread = []
+                step = min(600_000_000, (self.b.end - key) // (len(replies) + 1))  # in the window
+                for offset, (who, said, marks) in enumerate(replies, start=1):
+                    reply = self.reply(message, key + offset * step)
+                    reply.update(
+                        user=people[who % len(people)], text=said, reactions=self.marks(marks)
+                    )
+                    reply["blocks"] = rich_text(said, f"{key + offset:06x}"[-6:])
+                    if not marks:
+                        del reply["reactions"]
+                    thread.append(reply)
+                self.threads[message["ts"]] = thread
+                self.parents[message["ts"]] = message
+                summarize_thread(message, thread)
+            told.append(message)
+        return sorted([*history, *told], key=lambda message: ts_micros(message["ts"]))
+
+    def marks(self, names: tuple[str, ...]) -> list[dict[str, Any]]:
+        users = self.members[:3]
+        return [{"name": name, "users": users, "count": len(users)} for name in names]
+
     def words(self, template: str) -> str:
         return template.format(
             service=self.rng.choice(SERVICES),
@@ -547,3 +588,81 @@ class HistoryGenerator:
             "text": f"<@{user}> has {verb} the channel",
             "ts": ts_string(key),
         }
+
+
+# What a digest should find in every channel, told at fixed points of the window (its fraction),
+# by the channel's members by position: (when, who, text, reactions, replies as (who, text,
+# reactions)). A decision, action items open and done, a conversation that ends fixed, a link
+# shared three times, and a topic (the exports migration) that rises in the window's second half.
+Reply = tuple[int, str, tuple[str, ...]]
+STORIES: tuple[tuple[float, int, str, tuple[str, ...], tuple[Reply, ...]], ...] = (
+    (
+        0.30,
+        0,
+        "The search index is returning stale results for some customers, anyone seen this?",
+        ("eyes", "+1", "joy"),
+        (
+            (1, "Seeing it too, started after Tuesday's deploy", ()),
+            (
+                2,
+                "Could be the TTL change in <https://github.com/acme/search/pull/412|PR #412>",
+                ("+1",),
+            ),
+            (4, "Two more tickets about it this morning", ()),
+            (5, "I can reproduce it on staging", ()),
+            (6, "Paging the search on-call", ()),
+            (
+                3,
+                "Rolled back the TTL and reindexed: fixed, results are fresh again",
+                ("tada", "raised_hands"),
+            ),
+            (0, "Thanks all!", ()),
+        ),
+    ),
+    (
+        0.35,
+        1,
+        "Design doc: <https://docs.example.com/exports/migration|exports migration>",
+        (),
+        (),
+    ),
+    (
+        0.40,
+        2,
+        "TODO: rotate the staging certificates before they expire",
+        (),
+        ((2, "Done, rotated them this morning", ()),),
+    ),
+    (
+        0.55,
+        0,
+        "Decision: we'll go with Postgres for the exports migration, not a new document store",
+        ("white_check_mark", "+1"),
+        ((1, "Agreed, less to run", ()),),
+    ),
+    (0.60, 3, "Exports migration dry run went well, 3 tables left to move", (), ()),
+    (
+        0.65,
+        1,
+        "Reminder, the exports migration doc: <https://docs.example.com/exports/migration>",
+        (),
+        (),
+    ),
+    (
+        0.70,
+        0,
+        "<@{1}> can you update the billing runbook for the exports migration by Friday?",
+        (),
+        (),
+    ),
+    (0.75, 2, "Exports migration: moved the invoices table, checksums match", ("tada",), ()),
+    (0.80, 3, "Have we decided on the exports migration cutover date?", (), ()),
+    (0.85, 1, "I'll write the exports migration rollback plan by Thursday", (), ()),
+    (
+        0.90,
+        2,
+        "Link again for the exports migration review: <https://docs.example.com/exports/migration>",
+        (),
+        (),
+    ),
+)

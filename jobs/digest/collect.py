@@ -1,4 +1,5 @@
-"""Collect: each channel's history over the window, streamed page by page into its tally.
+"""Collect: each channel's history over the window, streamed page by page into its tally, then
+the replies of the few threads the digest shows.
 
 Nothing but the tallies stays in memory. When Slack rate-limits us or fails, the cursor and
 the tallies so far are saved, so the retried task resumes where this one stopped.
@@ -6,12 +7,14 @@ the tallies so far are saved, so the retried task resumes where this one stopped
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 from slack_sdk import WebClient
 
-from jobs.digest.model import Window
+from jobs.digest import activity
+from jobs.digest.model import Message, Window
 from jobs.digest.summarize import ChannelTally
 from jobs.errors import RetryableError
 from jobs.garbage import collector_paused
@@ -19,6 +22,8 @@ from jobs.slack.api import next_cursor, pages
 
 # The most `conversations.history` returns in one page: fewer, larger pages are faster.
 PAGE = 999
+# A thread's replies are read this far (200 a page): enough to find how it ended.
+REPLY_PAGES = 3
 
 Checkpoint = dict[str, Any]
 
@@ -31,9 +36,13 @@ class Collector:
         checkpoint: Checkpoint | None,
         save: Callable[[Checkpoint], None],
         progress: Callable[[int], None],
+        *,
+        transcript: bool = False,
     ) -> None:
         self.client = client
         self.window = window
+        self.days = activity.days(window)
+        self.transcript = transcript
         self.state: Checkpoint = dict(checkpoint or {})
         self.save = save
         self.progress = progress
@@ -42,9 +51,12 @@ class Collector:
     def channel(self, channel: str, name: str) -> ChannelTally:
         """The channel's tally over the window, resumed from the checkpoint when there is one."""
         entry = self.state.get(channel)
-        tally = ChannelTally.from_json(entry["tally"]) if entry else ChannelTally(channel, name)
+        if entry:
+            tally = ChannelTally.from_json(entry["tally"])
+        else:
+            tally = ChannelTally(channel, name, days=self.days, transcript=self.transcript)
         if entry and entry["done"]:
-            return tally
+            return self.threads(tally, name)
         cursor: str | None = entry["cursor"] if entry else None
         count: int = entry["messages"] if entry else 0
         history = pages(
@@ -71,7 +83,38 @@ class Collector:
             self.save(self.state)
             raise
         self.state[channel] = self.entry(tally, None, count, done=True)
+        return self.threads(tally, name)
+
+    def threads(self, tally: ChannelTally, name: str) -> ChannelTally:
+        """Fold the replies of the threads the digest shows, each once; resumable by thread."""
+        entry = self.state[tally.channel]
+        wanted: list[str] = entry.setdefault("threads", tally.wanted_threads())
+        for parent in wanted:
+            if parent in tally.fetched:
+                continue
+            try:
+                tally.add_thread(parent, self.replies(tally.channel, name, parent))
+            except RetryableError:
+                entry["tally"] = tally.to_json()
+                self.save(self.state)
+                raise
+        entry["tally"] = tally.to_json()
         return tally
+
+    def replies(self, channel: str, name: str, parent: str) -> Iterator[Message]:
+        """The thread's messages in the window, its first `REPLY_PAGES` pages."""
+        found = pages(
+            self.client,
+            "conversations.replies",
+            channel=channel,
+            label=f"#{name}",
+            ts=parent,
+            oldest=self.window.oldest,
+            latest=self.window.latest,
+            limit=200,
+        )
+        messages = [m for page in islice(found, REPLY_PAGES) for m in page["messages"]]
+        return iter(messages)
 
     @staticmethod
     def entry(tally: ChannelTally, cursor: str | None, count: int, done: bool) -> dict[str, Any]:

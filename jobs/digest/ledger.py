@@ -44,6 +44,8 @@ class RunRecord:
     totals: dict[str, int] | None = None  # the headline figures
     destinations: dict[str, str] | None = None  # each destination's outcome
     timings: dict[str, float] | None = None  # seconds per stage
+    terms: dict[str, dict[str, int]] | None = None  # each channel's term counts, for topics
+    summarizer: str | None = None  # how the summary was made, and why the LLM's was not used
 
     def as_dict(self) -> dict[str, Any]:
         """The record as JSON keeps it; fields without a value are left out."""
@@ -171,10 +173,16 @@ def history(client: redis.Redis, schedule: str, count: int = 20) -> list[RunReco
     return [RunRecord.from_json(row) for row in rows]
 
 
-def previous_totals(client: redis.Redis, schedule: str) -> Stats | None:
-    """The figures of the schedule's last scheduled run that counted anything, for the change."""
+def previous_run(client: redis.Redis, schedule: str) -> RunRecord | None:
+    """The schedule's last scheduled run that counted anything: what trends compare with."""
     for record in history(client, schedule):
         if record.totals is not None and not record.manual:
-            totals = record.totals
-            return Stats(**{k: int(v) for k, v in totals.items() if k in Stats.__annotations__})
+            return record
     return None
+
+
+def totals_of(record: RunRecord | None) -> Stats | None:
+    if record is None or record.totals is None:
+        return None
+    totals = record.totals
+    return Stats(**{k: int(v) for k, v in totals.items() if k in Stats.__annotations__})

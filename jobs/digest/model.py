@@ -10,7 +10,22 @@ from typing import Any
 Message = dict[str, Any]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-SECTIONS = ("summary", "threads", "reactions", "people", "questions", "links", "members")
+SECTIONS = (
+    "summary",
+    "highlights",
+    "decisions",
+    "actions",
+    "questions",
+    "topics",
+    "activity",
+    "threads",
+    "reactions",
+    "people",
+    "links",
+    "members",
+)
+# How a digest's prose summary is made: always extractive; `llm` adds a generated one on top.
+SUMMARIZERS = ("extractive", "llm")
 
 
 @dataclass(frozen=True)
@@ -66,7 +81,8 @@ class Stats:
 
 @dataclass(frozen=True)
 class Post:
-    """A message worth pointing at. `text` is the raw Slack text (mrkdwn), already excerpted."""
+    """A message worth pointing at. `text` is the raw Slack text (mrkdwn), already excerpted;
+    `thread` is its parent's ts when it is a reply."""
 
     channel: str
     ts: str
@@ -76,23 +92,50 @@ class Post:
     repliers: int = 0
     reactions: int = 0
     permalink: str | None = None
+    thread: str | None = None
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """A conversation that mattered: its opening, the reply that settled it, who took part."""
+
+    post: Post
+    outcome: Post | None = None
+    people: tuple[str, ...] = ()  # user IDs, the opener first
+
+
+@dataclass(frozen=True)
+class ActionItem:
+    post: Post
+    owner: str  # user ID
+    done: bool = False
 
 
 @dataclass(frozen=True)
 class Link:
+    """A URL and the latest message it came with; `shares` counts the messages sharing it."""
+
     url: str
-    channel: str
-    ts: str
-    user: str
+    post: Post
+    shares: int = 1
 
 
 @dataclass(frozen=True)
 class SharedFile:
     name: str
-    channel: str
-    ts: str
-    user: str
-    permalink: str | None = None
+    post: Post
+    shares: int = 1
+    permalink: str | None = None  # the file's own page, from Slack
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A term of the window's conversation: in `count` messages, and in `previous` of the last
+    run's (0: new; None: there is no last run to compare with)."""
+
+    term: str
+    count: int
+    previous: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,33 +149,65 @@ class ChannelDigest:
     reacted: list[Post] = field(default_factory=list)  # by reaction count
     people: list[tuple[str, int]] = field(default_factory=list)  # (user, messages), most first
     questions: list[Post] = field(default_factory=list)  # asked, no reply
-    links: list[Link] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)  # most shared first
     files: list[SharedFile] = field(default_factory=list)
+    more_links: int = 0  # distinct URLs not in `links`
+    more_files: int = 0
     joined: list[str] = field(default_factory=list)
     left: list[str] = field(default_factory=list)
     bot_messages: int = 0  # kept out of `stats`, shown as noise
+    highlights: list[Highlight] = field(default_factory=list)
+    decisions: list[Post] = field(default_factory=list)
+    actions: list[ActionItem] = field(default_factory=list)  # open ones first
+    topics: list[Topic] = field(default_factory=list)
+    terms: dict[str, int] = field(default_factory=dict)  # this run's term counts, for the next
+    days: list[tuple[str, int]] = field(default_factory=list)  # (ISO date, human messages)
 
 
 @dataclass(frozen=True)
 class Digest:
     """Everything one run delivers, in the order the schedule's `sections` asks for."""
 
-    title: str  # heads the post and the mail's subject: "eng-weekly digest"
+    title: str  # heads the post and the mail's subject: "Engineering weekly"
     window: Window
     channels: list[ChannelDigest]
     totals: Stats
     previous: Stats | None = None  # the same schedule's last run, for the change
     sections: tuple[str, ...] = SECTIONS
+    generated: str | None = None  # the LLM's summary, shown marked as generated
 
     @property
     def quiet(self) -> bool:
         """Nothing a person did in the window: `skip_if_quiet` sends nothing."""
         return self.totals.messages == 0 and not any(c.joined or c.left for c in self.channels)
 
+    def days(self) -> list[tuple[str, int]]:
+        """Human messages per day of the window, every channel together."""
+        totals: dict[str, int] = {}
+        for channel in self.channels:
+            for day, count in channel.days:
+                totals[day] = totals.get(day, 0) + count
+        return sorted(totals.items())
+
     def posts(self) -> list[Post]:
-        """Every post the digest points at, for resolving permalinks in one pass."""
-        return [
-            post
-            for channel in self.channels
-            for post in (*channel.threads, *channel.reacted, *channel.questions)
-        ]
+        """Every post the digest points at, for resolving permalinks and names in one pass."""
+        found: list[Post] = []
+        for c in self.channels:
+            found += [*c.threads, *c.reacted, *c.questions, *c.decisions]
+            found += [link.post for link in c.links] + [f.post for f in c.files]
+            found += [item.post for item in c.actions]
+            for highlight in c.highlights:
+                found.append(highlight.post)
+                if highlight.outcome is not None:
+                    found.append(highlight.outcome)
+        return found
+
+    def people(self) -> set[str]:
+        """Every user the digest names."""
+        users = {post.user for post in self.posts()}
+        for c in self.channels:
+            users |= {user for user, _ in c.people} | set(c.joined) | set(c.left)
+            users |= {item.owner for item in c.actions}
+            users |= {user for h in c.highlights for user in h.people}
+        users.discard("")
+        return users

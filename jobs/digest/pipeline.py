@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -18,18 +18,19 @@ import redis
 from slack_sdk import WebClient
 
 from jobs.config import Settings
-from jobs.digest import unsubscribe
+from jobs.digest import llm, unsubscribe
 from jobs.digest.collect import Checkpoint, Collector
 from jobs.digest.deliver import SENT, UNSUBSCRIBED, post, send_mail
-from jobs.digest.ledger import Duplicate, Ledger, RunRecord, previous_totals
+from jobs.digest.ledger import Duplicate, Ledger, RunRecord, previous_run, totals_of
 from jobs.digest.model import SECTIONS, Digest, Stats, Window
 from jobs.digest.render.blocks import slack_messages
 from jobs.digest.render.email import email_message
 from jobs.digest.summarize import summarize, with_permalinks
-from jobs.errors import PermanentError, TokenRevoked
+from jobs.errors import LLMFailed, PermanentError, TokenRevoked
 from jobs.queue import Run
 from jobs.scheduling.slots import Schedule
 from jobs.slack.directory import Directory, permalink
+from jobs.slack.mrkdwn import plain
 from jobs.slack.revocation import ensure_not_revoked
 
 Progress = Callable[..., None]
@@ -39,21 +40,26 @@ Progress = Callable[..., None]
 class Scope:
     """What one digest covers and what heads it: a schedule's window, or a channel asked for."""
 
-    title: str  # "eng-weekly digest"
+    title: str  # "Engineering weekly"
     channels: tuple[str, ...]  # IDs or #names
     window: Window
     sections: tuple[str, ...] = SECTIONS
     previous: Stats | None = None  # the figures the change is counted against
+    terms: dict[str, dict[str, int]] | None = None  # the previous run's, for rising topics
+    summarizer: str = "extractive"
 
 
 def scheduled(cache: redis.Redis, schedule: Schedule, slot: datetime) -> Scope:
     """A schedule's digest of the window that ends at `slot`, against its last scheduled run."""
+    before = previous_run(cache, schedule.name)
     return Scope(
-        f"{schedule.name} digest",
+        schedule.title,
         schedule.channels,
         schedule.window_for(slot),
         schedule.sections,
-        previous_totals(cache, schedule.name),
+        totals_of(before),
+        None if before is None else before.terms,
+        schedule.summarizer,
     )
 
 
@@ -61,6 +67,7 @@ def scheduled(cache: redis.Redis, schedule: Schedule, slot: datetime) -> Scope:
 class Built:
     digest: Digest
     names: dict[str, str]  # user and channel IDs to names, for rendering
+    summarizer: str = "extractive"  # "llm", or why the LLM's summary is not there
 
 
 def build(
@@ -71,8 +78,10 @@ def build(
     checkpoint: Checkpoint | None = None,
     save: Callable[[Checkpoint], None] = lambda state: None,
     progress: Progress = lambda **counts: None,
+    settings: Settings | None = None,
 ) -> Built:
-    """Collect and summarize the scope's channels over its window."""
+    """Collect and summarize the scope's channels over its window; with `summarizer: llm`,
+    `settings` say which LLM writes the summary on top."""
     directory = Directory(client, cache)
     channels = [directory.channel_id(ref) for ref in scope.channels]
     channel_names = directory.channel_names(channels)
@@ -82,22 +91,53 @@ def build(
         checkpoint,
         save,
         lambda messages: progress(stage="collect", messages=messages),
+        transcript=scope.summarizer == "llm",
     )
     tallies = [collector.channel(channel, channel_names[channel]) for channel in channels]
     save(collector.state)  # a retry of a later stage does not collect again
     progress(stage="summarize", messages=collector.messages)
     digest = summarize(
-        scope.title, scope.window, tallies, previous=scope.previous, sections=scope.sections
+        scope.title,
+        scope.window,
+        tallies,
+        previous=scope.previous,
+        terms=scope.terms,
+        sections=scope.sections,
     )
     base = directory.permalink_base()
-    digest = with_permalinks(
-        digest, {(p.channel, p.ts): permalink(base, p.channel, p.ts) for p in digest.posts()}
-    )
-    people = {user for c in digest.channels for user, _ in c.people}
-    people |= {p.user for p in digest.posts()}
-    people |= {user for c in digest.channels for user in (*c.joined, *c.left)}
-    names = {**directory.user_names(people), **channel_names}
-    return Built(digest, names)
+    digest = with_permalinks(digest, lambda p: permalink(base, p.channel, p.ts, p.thread))
+    names = {**directory.user_names(digest.people()), **channel_names}
+    if scope.summarizer != "llm":
+        return Built(digest, names)
+    lines = sorted(line for tally in tallies for line in tally.lines())
+    names.update(directory.user_names({user for _, user, _ in lines} - names.keys()))
+    text, how = generate(settings, scope.title, lines, names)
+    return Built(replace(digest, generated=text), names, how)
+
+
+def generate(
+    settings: Settings | None,
+    title: str,
+    lines: list[tuple[str, str, str]],
+    names: dict[str, str],
+) -> tuple[str | None, str]:
+    """The LLM's summary of the transcript's `(ts, user, text)` lines and how the summary was
+    made; any failure leaves the extractive digest, and says why (never the text)."""
+    if settings is None or not settings.llm_api_url:
+        return None, "extractive (summarizer: llm, but LLM_API_URL is not set)"
+    if not lines:
+        return None, "extractive (no messages for the LLM to summarize)"
+    said = [llm.Line(names.get(user) or "someone", plain(text, names)) for _, user, text in lines]
+    try:
+        answer = llm.summarize(
+            settings.llm_api_url,
+            settings.llm_api_key,
+            settings.llm_model,
+            llm.prompt(title, said),
+        )
+    except LLMFailed as error:
+        return None, f"extractive (llm failed: {error})"
+    return answer, "llm"
 
 
 def run_digest(
@@ -127,6 +167,7 @@ def run_digest(
             checkpoint=ledger.checkpoint(),
             save=ledger.save_checkpoint,
             progress=progress,
+            settings=settings,
         )
     except PermanentError as error:
         return finish(ledger, run, "failed", started, error=str(error))
@@ -142,7 +183,14 @@ def run_digest(
         "delivered" if not failed else ("failed" if len(failed) == len(outcomes) else "partial")
     )
     return finish(
-        ledger, run, status, started, digest=digest, destinations=outcomes, timings=timings
+        ledger,
+        run,
+        status,
+        started,
+        digest=digest,
+        destinations=outcomes,
+        timings=timings,
+        summarizer=built.summarizer,
     )
 
 
@@ -222,6 +270,7 @@ def finish(
         finished=time.time(),
         window=None if digest is None else digest.window.bounds(),
         totals=None if digest is None else digest.totals.as_dict(),
+        terms=None if digest is None else {c.channel: c.terms for c in digest.channels},
         **details,
     )
     ledger.finish(record)

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
+from jobs.digest import topics
+from jobs.digest.extract import action, decides, done, excerpt, resolves
 from jobs.digest.model import (
     SECTIONS,
+    ActionItem,
     ChannelDigest,
     Digest,
+    Highlight,
     Link,
     Message,
     Post,
@@ -28,7 +33,15 @@ from jobs.digest.model import (
 
 # Subtypes written by people; every other subtype is Slack's own noise (topic, rename, …).
 HUMAN = frozenset({"thread_broadcast", "file_share", "me_message"})
-EXCERPT = 200
+HIGHLIGHTS = 3
+# Threads whose replies are fetched, per channel: the highlights' and a few more for the
+# outcome of decisions and action items. Bounded, so a busy channel costs a few calls more.
+MAX_THREADS = 5
+# Distinct URLs (or files) counted per channel; past it the least shared is forgotten.
+MAX_SHARED = 200
+# What the LLM summary may read: the latest human messages, each cut to this.
+TRANSCRIPT = 200
+TRANSCRIPT_TEXT = 300
 LINK = re.compile(r"<(https?://[^|>\s]+)(?:\|[^>]*)?>")
 # A "?" that ends a sentence, not one inside a URL's query string.
 QUESTION = re.compile(r"\?(?:[\s)\]\"'”*_~!]|$)")
@@ -36,6 +49,7 @@ CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 
 Key = tuple[Any, ...]
 COUNTS = ("messages", "bot_messages", "threads", "reactions", "links", "files")
+Day = tuple[str, float]  # an ISO date and when it starts in the window, epoch seconds
 
 
 class Top:
@@ -69,15 +83,27 @@ class Top:
 
 
 class ChannelTally:
-    """One channel's running summary over a window; `add` each message once, in any order."""
+    """One channel's running summary over a window; `add` each message once, in any order.
 
-    def __init__(self, channel: str, name: str, top: int = 5) -> None:
+    `days` are the window's local days (`activity.days`); `transcript` keeps the latest
+    messages' text for an LLM summary, which only `summarizer: llm` needs.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        name: str,
+        top: int = 5,
+        *,
+        days: Sequence[Day] = (),
+        transcript: bool = False,
+    ) -> None:
         if top < 1:
             raise ValueError(f"a tally keeps at least 1 item of each list, not {top}")
         self.channel = channel
         self.name = name
         self.top = top
-        self.shared = 2 * top  # links and files are one short line each: show twice as many
+        self.shared = top  # links and files shown, with "+N more"
         self.messages = 0
         self.bot_messages = 0
         self.threads = 0
@@ -90,9 +116,18 @@ class ChannelTally:
         self.top_threads = Top(top)
         self.top_reacted = Top(top)
         self.top_questions = Top(top)
-        self.top_files = Top(self.shared)
-        self.top_links: dict[str, list[str]] = {}  # url → [latest ts, user], at most `shared`
-        self._floor: tuple[str, str] | None = None  # the (ts, url) of the next link to go
+        self.top_decisions = Top(2 * top)
+        self.top_actions = Top(2 * top)
+        self.transcript = Top(TRANSCRIPT) if transcript else None
+        # url (or file) → [shares, reactions, latest ts, user, excerpt(, name, permalink)]
+        self.top_links: dict[str, list[Any]] = {}
+        self.top_files: dict[str, list[Any]] = {}
+        self.day_names = [day for day, _ in days]
+        self.day_starts = [start for _, start in days]
+        self.day_counts = [0] * len(days)
+        self.sample = topics.Sample()
+        # thread ts → what its replies showed: {"outcome", "people", "done"}
+        self.fetched: dict[str, dict[str, Any]] = {}
 
     def add_page(self, messages: Iterable[Message]) -> None:
         """Count each message of a page once; cheap for the common plain message.
@@ -101,7 +136,8 @@ class ChannelTally:
         this loop is most of what a digest costs beyond fetching the history.
         """
         people, threads, reacted_top = self.people, self.top_threads, self.top_reacted
-        questions = self.top_questions
+        questions, starts, day_counts = self.top_questions, self.day_starts, self.day_counts
+        sample = self.sample
         count = bots = thread_count = reaction_count = 0
         for message in messages:
             subtype = message.get("subtype")
@@ -120,9 +156,16 @@ class ChannelTally:
             count += 1
             if user:
                 people[user] = people.get(user, 0) + 1
+            if starts:
+                day = bisect_right(starts, float(ts)) - 1
+                if day >= 0:
+                    day_counts[day] += 1
+            if text:
+                sample.add(ts, text)
             reacted = 0
-            if "reactions" in message:
-                for reaction in message["reactions"]:
+            marks = message.get("reactions")
+            if marks:
+                for reaction in marks:
                     reacted += reaction.get("count", 0)
             replies: int = message.get("reply_count") or 0
             key: Key
@@ -142,16 +185,43 @@ class ChannelTally:
                 if reacted_top.admits(key):
                     repliers = message.get("reply_users_count") or 0
                     reacted_top.push(key, [ts, user, excerpt(text), replies, repliers, reacted])
+            self._said(ts, user, text, marks, reacted, replies, None)
             if "<http" in text:
                 for url in LINK.findall(text):
-                    self._link(url.replace("&amp;", "&"), ts, user)
+                    self._link(url.replace("&amp;", "&"), ts, user, text, reacted)
             files = message.get("files")
             if files:
-                self._files(files, ts, user)
+                self._files(files, ts, user, text, reacted)
         self.messages += count
         self.bot_messages += bots
         self.threads += thread_count
         self.reactions += reaction_count
+
+    def _said(
+        self,
+        ts: str,
+        user: str,
+        text: str,
+        marks: list[dict[str, Any]] | None,
+        reacted: int,
+        replies: int,
+        thread: str | None,
+    ) -> None:
+        """What a message says beyond the counts: a decision, an action item, a transcript line."""
+        if self.transcript is not None and text and self.transcript.admits((ts,)):
+            self.transcript.push((ts,), [user, text[:TRANSCRIPT_TEXT]])
+        if decides(text, marks):
+            key = (reacted, ts)
+            if self.top_decisions.admits(key):
+                self.top_decisions.push(key, [ts, user, excerpt(text), replies, 0, reacted, thread])
+        item = action(text, user) if user else None
+        if item is not None:
+            key = (reacted, ts)
+            if self.top_actions.admits(key):
+                settled = done("", marks)  # a check mark on the request itself
+                self.top_actions.push(
+                    key, [ts, user, excerpt(text), replies, item.owner, settled, thread]
+                )
 
     def _noise(self, subtype: str, message: Message) -> None:
         if subtype == "channel_join":
@@ -159,36 +229,75 @@ class ChannelTally:
         elif subtype == "channel_leave":
             first(self.left, message.get("user", ""), message["ts"])
 
-    def _link(self, url: str, ts: str, user: str) -> None:
-        """Keep the `shared` URLs shared most recently, each once with its latest share."""
+    def _link(self, url: str, ts: str, user: str, text: str, reacted: int) -> None:
         self.links += 1
-        kept = self.top_links.get(url)
-        if kept is not None:
-            if ts > kept[0]:
-                kept[0], kept[1] = ts, user
-                self._floor = None
-            return
-        if len(self.top_links) >= self.shared:
-            floor = self._floor or min(
-                (share[0], kept_url) for kept_url, share in self.top_links.items()
-            )
-            if (ts, url) <= floor:
-                self._floor = floor
-                return
-            del self.top_links[floor[1]]
-            self._floor = None
-        self.top_links[url] = [ts, user]
+        share(self.top_links, url, [1, reacted, ts, user, excerpt(text)])
 
-    def _files(self, files: list[dict[str, Any]], ts: str, user: str) -> None:
+    def _files(
+        self, files: list[dict[str, Any]], ts: str, user: str, text: str, reacted: int
+    ) -> None:
         self.files += len(files)
-        for index, shared in enumerate(files):
-            key = (ts, index)
-            if self.top_files.admits(key):
-                name = shared.get("name") or shared.get("title") or "file"
-                link = shared.get("permalink") or ""
-                self.top_files.push(
-                    key, [name, ts, user, link if link.startswith("https://") else ""]
-                )
+        for shared in files:
+            name = shared.get("name") or shared.get("title") or "file"
+            link = shared.get("permalink") or ""
+            link = link if link.startswith("https://") else ""
+            identity = shared.get("id") or link or name
+            share(self.top_files, identity, [1, reacted, ts, user, excerpt(text), name, link])
+
+    def wanted_threads(self) -> list[str]:
+        """The threads whose replies the digest shows: the highlights', then those of decisions
+        and open action items that have replies; at most `MAX_THREADS`."""
+        wanted = [item[0] for item in self.highlight_items()]
+        for top in (self.top_actions, self.top_decisions):
+            for item in top.best():
+                if item[3] and item[6] is None and item[0] not in wanted:
+                    wanted.append(item[0])
+        return wanted[:MAX_THREADS]
+
+    def add_thread(self, parent: str, replies: Iterable[Message]) -> None:
+        """Fold a fetched thread: its outcome, who took part, and the decisions, action items
+        and completions its replies hold. Each thread is folded once."""
+        if parent in self.fetched:
+            return
+        opener = ""
+        people: list[str] = []
+        said: list[tuple[str, str, str, int]] = []  # (ts, user, text, reactions) of replies
+        settled: list[str] = []  # ts of replies that say something was done
+        outcome: list[Any] | None = None
+        for message in replies:
+            if message.get("subtype") not in (None, *HUMAN) or message.get("bot_id"):
+                continue
+            ts, user = message["ts"], message.get("user") or ""
+            text = message.get("text") or ""
+            if user and user not in people:
+                people.append(user)
+            if ts == parent:
+                opener = user
+                continue
+            marks = message.get("reactions")
+            reacted = sum(r.get("count", 0) for r in marks or ())
+            said.append((ts, user, text, reacted))
+            if outcome is None and resolves(text, marks):
+                outcome = [ts, user, excerpt(text), reacted]
+            if done(text, marks):
+                settled.append(ts)
+            self._said(ts, user, text, marks, reacted, 0, parent)
+        if outcome is None and said:
+            ts, user, text, reacted = max(said, key=lambda r: (r[3], r[0]))
+            if not reacted:
+                ts, user, text, reacted = max(said)  # the latest
+            outcome = [ts, user, excerpt(text), reacted]
+        if opener in people:
+            people.remove(opener)
+            people.insert(0, opener)
+        self.fetched[parent] = {"outcome": outcome, "people": people, "settled": settled}
+
+    def highlight_items(self) -> list[list[Any]]:
+        """The top threads by distinct repliers, reactions and replies."""
+        ranked = sorted(
+            self.top_threads.best(), key=lambda item: (item[4], item[5], item[3], item[0])
+        )
+        return ranked[::-1][:HIGHLIGHTS]
 
     def to_json(self) -> dict[str, Any]:
         """The whole state as JSON data: `from_json` of it continues exactly where this stopped."""
@@ -203,13 +312,26 @@ class ChannelTally:
             "top_threads": self.top_threads.to_json(),
             "top_reacted": self.top_reacted.to_json(),
             "top_questions": self.top_questions.to_json(),
-            "top_files": self.top_files.to_json(),
+            "top_decisions": self.top_decisions.to_json(),
+            "top_actions": self.top_actions.to_json(),
+            "transcript": None if self.transcript is None else self.transcript.to_json(),
             "top_links": {url: list(share) for url, share in self.top_links.items()},
+            "top_files": {key: list(share) for key, share in self.top_files.items()},
+            "days": [self.day_names, self.day_starts, self.day_counts],
+            "sample": self.sample.to_json(),
+            "fetched": self.fetched,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ChannelTally:
-        tally = cls(data["channel"], data["name"], data["top"])
+        names, starts, day_counts = data["days"]
+        tally = cls(
+            data["channel"],
+            data["name"],
+            data["top"],
+            days=list(zip(names, starts, strict=True)),
+            transcript=data["transcript"] is not None,
+        )
         for name in COUNTS:
             setattr(tally, name, data["counts"][name])
         tally.people = dict(data["people"])
@@ -218,11 +340,28 @@ class ChannelTally:
         tally.top_threads = Top.from_json(tally.top, data["top_threads"])
         tally.top_reacted = Top.from_json(tally.top, data["top_reacted"])
         tally.top_questions = Top.from_json(tally.top, data["top_questions"])
-        tally.top_files = Top.from_json(tally.shared, data["top_files"])
+        tally.top_decisions = Top.from_json(2 * tally.top, data["top_decisions"])
+        tally.top_actions = Top.from_json(2 * tally.top, data["top_actions"])
+        if data["transcript"] is not None:
+            tally.transcript = Top.from_json(TRANSCRIPT, data["transcript"])
         tally.top_links = {url: list(share) for url, share in data["top_links"].items()}
+        tally.top_files = {key: list(share) for key, share in data["top_files"].items()}
+        tally.day_counts = list(day_counts)
+        tally.sample = topics.Sample.from_json(data["sample"])
+        tally.fetched = dict(data["fetched"])
         return tally
 
-    def result(self) -> ChannelDigest:
+    def lines(self) -> list[tuple[str, str, str]]:
+        """The transcript's (ts, user, text), oldest first; empty unless kept."""
+        if self.transcript is None:
+            return []
+        return sorted((key[0], user, text) for key, (user, text) in self.transcript.heap)
+
+    def result(self, before: Mapping[str, int] | None = None) -> ChannelDigest:
+        """The channel's digest; `before` is the previous run's term counts, for the topics."""
+        terms = topics.counts(self.sample.texts())
+        links = ranked(self.top_links)
+        files = ranked(self.top_files)
         return ChannelDigest(
             channel=self.channel,
             name=self.name,
@@ -239,21 +378,70 @@ class ChannelTally:
             people=heapq.nsmallest(self.top, self.people.items(), key=lambda p: (-p[1], p[0])),
             questions=[self._post(item) for item in self.top_questions.best()],
             links=[
-                Link(url, self.channel, ts, user)
-                for url, (ts, user) in sorted(self.top_links.items(), key=lambda u: (u[1][0], u[0]))
+                Link(url, Post(self.channel, ts, user, said, reactions=reacted), shares)
+                for url, (shares, reacted, ts, user, said) in links[: self.shared]
             ],
             files=[
-                SharedFile(name, self.channel, ts, user, link or None)
-                for name, ts, user, link in reversed(self.top_files.best())
+                SharedFile(
+                    name,
+                    Post(self.channel, ts, user, said, reactions=reacted),
+                    shares,
+                    link or None,
+                )
+                for _, (shares, reacted, ts, user, said, name, link) in files[: self.shared]
             ],
+            more_links=max(0, len(links) - self.shared),
+            more_files=max(0, len(files) - self.shared),
             joined=sorted(self.joined, key=lambda user: (self.joined[user], user)),
             left=sorted(self.left, key=lambda user: (self.left[user], user)),
             bot_messages=self.bot_messages,
+            highlights=[self._highlight(item) for item in self.highlight_items()],
+            decisions=self._decisions(),
+            actions=self._actions(),
+            topics=topics.rising(terms, before),
+            terms=terms,
+            days=list(zip(self.day_names, self.day_counts, strict=True)),
         )
 
     def _post(self, item: list[Any]) -> Post:
-        ts, user, text, replies, repliers, reactions = item
-        return Post(self.channel, ts, user, text, replies, repliers, reactions)
+        ts, user, text, replies, repliers, reactions = item[:6]
+        thread = item[6] if len(item) > 6 else None
+        return Post(self.channel, ts, user, text, replies, repliers, reactions, thread=thread)
+
+    def _highlight(self, item: list[Any]) -> Highlight:
+        post = self._post(item)
+        fetched = self.fetched.get(post.ts)
+        if fetched is None:
+            return Highlight(post, people=(post.user,) if post.user else ())
+        found = fetched["outcome"]
+        outcome = None
+        if found is not None:
+            ts, user, text, reacted = found
+            outcome = Post(self.channel, ts, user, text, reactions=reacted, thread=post.ts)
+        return Highlight(post, outcome, tuple(fetched["people"]))
+
+    def _decisions(self) -> list[Post]:
+        """The decisions, each once (the same words twice are one decision), newest first."""
+        seen: set[str] = set()
+        found = []
+        for item in sorted(self.top_decisions.best(), key=lambda item: item[0], reverse=True):
+            words = " ".join(str(item[2]).casefold().split())
+            if words not in seen:
+                seen.add(words)
+                found.append(self._post(item))
+        return found[: self.top]
+
+    def _actions(self) -> list[ActionItem]:
+        """The action items, open ones first, then by time; done when checked or a later reply
+        in its thread says so."""
+        items = []
+        for item in self.top_actions.best():
+            ts, _, _, _, owner, checked, thread = item
+            settled = self.fetched.get(thread or ts, {}).get("settled", ())
+            finished = checked or any(later > ts for later in settled)
+            items.append(ActionItem(self._post([*item[:4], 0, 0, thread]), owner, finished))
+        items.sort(key=lambda a: (a.done, a.post.ts))
+        return items[: self.top]
 
 
 def first(seen: dict[str, str], user: str, ts: str) -> None:
@@ -269,17 +457,25 @@ def asks(text: str) -> bool:
     return QUESTION.search(text) is not None
 
 
-def excerpt(text: str, limit: int = EXCERPT) -> str:
-    """The start of `text`, cut at a word and never inside Slack markup (`<…>`)."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    if cut.rfind("<") > cut.rfind(">"):
-        cut = cut[: cut.rfind("<")]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
+def share(kept: dict[str, list[Any]], key: str, new: list[Any]) -> None:
+    """Count one more share of `key` (`new` is [1, reactions, ts, user, …]), keeping the latest
+    message it came with; past `MAX_SHARED` keys the least shared, oldest is forgotten."""
+    found = kept.get(key)
+    if found is not None:
+        found[0] += 1
+        found[1] += new[1]
+        if new[2] > found[2]:
+            found[2:] = new[2:]
+        return
+    if len(kept) >= MAX_SHARED:
+        least = min(kept, key=lambda k: (kept[k][0], kept[k][1], kept[k][2], k))
+        del kept[least]
+    kept[key] = new
+
+
+def ranked(kept: Mapping[str, list[Any]]) -> list[tuple[str, list[Any]]]:
+    """Shared things by how often shared, then reactions, then the latest share."""
+    return sorted(kept.items(), key=lambda item: (-item[1][0], -item[1][1], item[1][2], item[0]))
 
 
 def summarize(
@@ -288,15 +484,18 @@ def summarize(
     tallies: Sequence[ChannelTally],
     *,
     previous: Stats | None = None,
+    terms: Mapping[str, Mapping[str, int]] | None = None,
     sections: Sequence[str] = SECTIONS,
 ) -> Digest:
-    """The digest of the channels' tallies; `people` counts each person once across channels."""
+    """The digest of the channels' tallies; `people` counts each person once across channels.
+    `terms` are the previous run's term counts by channel ID, for the rising topics."""
     unknown = [name for name in sections if name not in SECTIONS]
     if unknown:
         raise ValueError(
             f"unknown digest section {unknown[0]!r}: use some of {', '.join(SECTIONS)}"
         )
-    channels = [tally.result() for tally in tallies]
+    before = terms or {}
+    channels = [tally.result(before.get(tally.channel)) for tally in tallies]
     people = set[str]().union(*(tally.people for tally in tallies))
     totals = Stats(
         messages=sum(c.stats.messages for c in channels),
@@ -309,26 +508,29 @@ def summarize(
     return Digest(title, window, channels, totals, previous, tuple(sections))
 
 
-Linkable = TypeVar("Linkable", Post, SharedFile)
+def with_permalinks(digest: Digest, link: Callable[[Post], str]) -> Digest:
+    """The digest with every post's permalink made by `link` (where it has none yet)."""
 
+    def linked(post: Post) -> Post:
+        return post if post.permalink else replace(post, permalink=link(post))
 
-def with_permalinks(digest: Digest, permalinks: Mapping[tuple[str, str], str]) -> Digest:
-    """The digest with each post's and file's permalink filled from `(channel, ts) → url`."""
-
-    def linked(items: list[Linkable]) -> list[Linkable]:
-        return [
-            replace(item, permalink=item.permalink or permalinks.get((item.channel, item.ts)))
-            for item in items
-        ]
+    def outcome(post: Post | None) -> Post | None:
+        return None if post is None else linked(post)
 
     channels = [
         replace(
-            channel,
-            threads=linked(channel.threads),
-            reacted=linked(channel.reacted),
-            questions=linked(channel.questions),
-            files=linked(channel.files),
+            c,
+            threads=[linked(p) for p in c.threads],
+            reacted=[linked(p) for p in c.reacted],
+            questions=[linked(p) for p in c.questions],
+            decisions=[linked(p) for p in c.decisions],
+            actions=[replace(a, post=linked(a.post)) for a in c.actions],
+            highlights=[
+                replace(h, post=linked(h.post), outcome=outcome(h.outcome)) for h in c.highlights
+            ],
+            links=[replace(x, post=linked(x.post)) for x in c.links],
+            files=[replace(f, post=linked(f.post)) for f in c.files],
         )
-        for channel in digest.channels
+        for c in digest.channels
     ]
     return replace(digest, channels=channels)

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 from croniter import CroniterError, croniter
 
-from jobs.digest.model import SECTIONS
+from jobs.digest.model import SECTIONS, SUMMARIZERS
 from jobs.errors import ScheduleError, UnknownSchedule
 from jobs.garbage import collector_paused
 from jobs.scheduling.limits import MAX_BYTES, MAX_ITEMS, MAX_LENGTH, MAX_PROBLEMS, MAX_SCHEDULES
@@ -36,6 +36,7 @@ EMAIL = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
+USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 # A hashed (`H`) or random (`R`) cron value differs per hash id or per process: no stable slots.
 HASHED = re.compile(r"[hr](\(\d+-\d+\))?(/\d+)?", re.IGNORECASE)
 TAG = "tag:yaml.org,2002:"
@@ -531,6 +532,24 @@ def _email_problem(address: str) -> str | None:
     return f"{address!r} is not an email address like eng@example.com"
 
 
+def _title_problem(title: str) -> str | None:
+    if title.strip() and title.isprintable():
+        return None
+    return f"{_quoted(title)} is not a title: one line of printable text, like Engineering weekly"
+
+
+def _user_problem(user: str) -> str | None:
+    if USER.fullmatch(user):
+        return None
+    return f"{_quoted(user)} is not a Slack user ID like U0123ABCD"
+
+
+def _summarizer_problem(summarizer: str) -> str | None:
+    if summarizer in SUMMARIZERS:
+        return None
+    return f"{_quoted(summarizer)} is not a summarizer: expected {' or '.join(SUMMARIZERS)}"
+
+
 def _section_problem(section: str) -> str | None:
     if section in SECTIONS:
         return None
@@ -577,4 +596,7 @@ FIELDS: dict[str, Parser] = {
         most=MAX_TIMEOUT,
         why=", the workers' hard limit for any task",
     ),
+    "title": _checked(_title_problem, MAX_LENGTH["title"]),
+    "owners": _listed(_user_problem, MAX_LENGTH["user"]),
+    "summarizer": _checked(_summarizer_problem, 40),
 }

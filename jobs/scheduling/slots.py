@@ -50,10 +50,15 @@ class Schedule:
     jitter: timedelta = timedelta(0)
     catchup: timedelta = timedelta(hours=1)
     timeout: timedelta = timedelta(minutes=15)
+    title: str = ""  # what heads the post, the mail and the Home tab; the name when empty
+    owners: tuple[str, ...] = ()  # Slack user IDs who may run, pause and resume it
+    summarizer: str = "extractive"
     zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "zone", ZoneInfo(self.timezone))
+        if not self.title:
+            object.__setattr__(self, "title", self.name)
 
     def latest_slot(self, moment: datetime) -> datetime:
         """The newest slot at or before the aware instant `moment`, in the schedule's zone."""

@@ -150,5 +150,9 @@ class Directory:
         return team_of(self.client).url
 
 
-def permalink(base: str, channel: str, ts: str) -> str:
-    return f"{base}archives/{channel}/p{ts.replace('.', '')}"
+def permalink(base: str, channel: str, ts: str, thread: str | None = None) -> str:
+    """Slack's link to a message; a reply's opens in its thread."""
+    link = f"{base}archives/{channel}/p{ts.replace('.', '')}"
+    if thread and thread != ts:
+        link += f"?thread_ts={thread}&cid={channel}"
+    return link

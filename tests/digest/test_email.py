@@ -2,6 +2,7 @@
 # ruff: noqa: RUF001
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
@@ -123,3 +124,36 @@ def test_a_digest_mail_says_it_is_automatic_so_no_out_of_office_answers_it() -> 
     (received,) = sink.received
     assert received.message["Auto-Submitted"] == "auto-generated"  # RFC 3834
     assert received.message["X-Auto-Response-Suppress"] == "All"  # Exchange and Outlook
+
+
+def test_the_mail_opens_with_the_summary_then_a_section_per_channel() -> None:
+    digest = digest_of(
+        {
+            "C1": [message(1, "Decision: we'll go with Postgres"), message(2, "hi", "U2")],
+            "C2": [message(3, "TODO: write the runbook")],
+        }
+    )
+    text, html = parts(mail(digest))
+    for body, heading in ((text, r"^(#c\d): "), (html, r"<h2[^>]*>(#c\d)</h2>")):
+        order = [body.index(word) for word in ("Decisions", "Action items", "Channels")]
+        assert order == sorted(order)
+        sections = [(found.start(), found.group(1)) for found in re.finditer(heading, body, re.M)]
+        assert [name for _, name in sections] == ["#c1", "#c2"]
+        assert sections[0][0] > order[2]
+
+
+def test_the_activity_chart_is_html_bars_without_images() -> None:
+    stamps = [1_794_816_000 + hours * 3600 for hours in (1, 2, 49, 50, 51, 52)]
+    digest = digest_of({"C1": [message(0, "hi") | {"ts": f"{s}.000000"} for s in stamps]})
+    text, html = parts(mail(digest))
+    assert "<img" not in html
+    # One cell a day, the busiest full height (60 px), a day with half as many half as high.
+    assert html.count('bgcolor="#1264a3"') == 2
+    assert 'height="60"' in html and 'height="30"' in html
+    assert ">Wed 18<" in html and ">Tue 17<" in html
+    assert "Activity: ▅▁█▁▁▁▁▁ Mon 16 – Mon 23 · busiest Wed 18 (4)" in text
+
+
+def test_the_subject_is_the_schedules_title() -> None:
+    digest = digest_of({"C1": [message(1, "hi")]}, title="Engineering weekly")
+    assert mail(digest)["Subject"] == "Engineering weekly: 16–23 Nov 2026"

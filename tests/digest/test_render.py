@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
+from jobs.digest import activity
 from jobs.digest.model import SECTIONS, Message, Stats, Window
 from jobs.digest.render.blocks import (
     MAX_BLOCKS,
@@ -19,8 +20,9 @@ from jobs.digest.render.blocks import (
     SlackMessage,
     slack_messages,
 )
-from jobs.digest.render.outline import dates, window_text
+from jobs.digest.render.outline import dates, trend, window_text
 from jobs.digest.summarize import ChannelTally, summarize, with_permalinks
+from jobs.slack.directory import permalink
 from jobs.slack.mrkdwn import plain
 
 BERLIN_WEEK = Window(
@@ -42,15 +44,13 @@ def digest_of(
     """A digest summarized from channels' messages, with permalinks as the pipeline makes them."""
     tallies = []
     for channel, messages in channels.items():
-        tally = ChannelTally(channel, channel.lower())
+        tally = ChannelTally(channel, channel.lower(), days=activity.days(window))
         for message in messages:
             tally.add_page([message])
         tallies.append(tally)
     digest = summarize(title, window, tallies, previous=previous, sections=sections)
-    links = {
-        (p.channel, p.ts): f"{BASE}{p.channel}/p{p.ts.replace('.', '')}" for p in digest.posts()
-    }
-    return with_permalinks(digest, links)
+    base = BASE.removesuffix("archives/")
+    return with_permalinks(digest, lambda p: permalink(base, p.channel, p.ts, p.thread))
 
 
 def message(n: int, text: str, user: str = "U1", **extra: Any) -> Message:
@@ -134,8 +134,7 @@ def test_every_message_has_an_escaped_text_fallback() -> None:
     parts = slack_messages(digest, NAMES)
     assert len(parts) > 1
     assert parts[0].text.startswith("a&lt;b digest, 16–23 Nov 2026. Messages: 100, People: 1,")
-    for n, part in enumerate(parts[1:], 2):
-        assert part.text == f"a&lt;b digest, 16–23 Nov 2026 (continued, part {n} of {len(parts)})"
+    assert [part.text for part in parts[1:]] == [f"a&lt;b digest: #c{c}" for c in range(20)]
 
 
 def test_the_header_is_the_schedule_and_fits_slack() -> None:
@@ -186,9 +185,10 @@ def test_headline_figures_show_their_change_and_only_when_not_zero() -> None:
     messages[0]["reactions"] = [{"name": "+1", "users": [], "count": 4}]
     previous = Stats(messages=10, people=6, reactions=0, links=5)
     assert fields(digest_of({"C1": messages}, previous=previous)) == [
-        "*Messages:* 12 (▲ 20%)",
-        "*People:* 3 (▼ 50%)",
-        "*Reactions:* 4 (new)",
+        "*Messages:* 12 ▲ 20%",
+        "*People:* 3 ▼ 50%",
+        "*Reactions:* 4 ▲ new",
+        "*Links:* 0 ▼ 100%",
     ]
     assert fields(digest_of({"C1": messages})) == [
         "*Messages:* 12",
@@ -196,14 +196,18 @@ def test_headline_figures_show_their_change_and_only_when_not_zero() -> None:
         "*Reactions:* 4",
     ]
     same = Stats(messages=12, people=3, reactions=4)
-    assert fields(digest_of({"C1": messages}, previous=same))[0] == "*Messages:* 12 (no change)"
+    assert fields(digest_of({"C1": messages}, previous=same)) == [
+        "*Messages:* 12",
+        "*People:* 3",
+        "*Reactions:* 4",
+    ]
 
 
 def test_a_quiet_digest_says_so() -> None:
     shown = everything(slack_messages(digest_of({"C1": []}), NAMES))
     assert "No activity from people." in shown
     assert "Nothing to report" not in shown  # the summary section still says what happened
-    assert "No messages from people" in shown
+    assert "no messages from people" in shown
 
 
 def test_only_the_chosen_sections_show_in_their_order() -> None:
@@ -213,6 +217,7 @@ def test_only_the_chosen_sections_show_in_their_order() -> None:
     )
     shown = everything(slack_messages(digest, NAMES))
     assert re.findall(r"^\*([A-Z][a-z ]+)\*", shown, re.M) == [
+        "Channels",
         "Unanswered questions",
         "Most active",
     ]
@@ -244,12 +249,16 @@ def test_a_big_digest_continues_in_more_messages_within_slacks_limits() -> None:
         assert sum(len(text) for text in texts(part.blocks)) <= MAX_MESSAGE
         for block in part.blocks:
             assert len(block.get("text", {}).get("text", "")) <= MAX_SECTION
-    assert all(p.blocks[0]["type"] == "context" for p in parts[1:])
     shown = everything(parts)
     for channel in digest.channels:
-        assert list(texts_of(parts)).count(f"*#{channel.name}*") == 1
-        for post in channel.threads:  # each in top threads and in most reacted
-            assert shown.count(f"<{post.permalink}|") == 2
+        starts = [p for p in parts if p.text.endswith(f": #{channel.name}")]
+        continued = [p for p in parts if f": #{channel.name} (part" in p.text]
+        assert len(starts) + len(continued) >= 1
+        assert all(p.blocks[0]["type"] == "context" for p in continued[1:])
+        headings = [t for t in texts_of(parts) if t.startswith(f"*#{channel.name}* — ")]
+        assert len(headings) == 1
+        for post in channel.threads:  # in top threads and in most reacted, at least
+            assert shown.count(f"<{post.permalink}|") >= 2
     assert shown.count("Joined") == 12 * 8  # 40 members, 5 a line, in every channel
 
 
@@ -259,3 +268,82 @@ def test_rendering_does_not_read_the_clock() -> None:
         first = slack_messages(digest, NAMES)
     with freeze_time("2031-01-01 00:00:00"):
         assert slack_messages(digest, NAMES) == first
+
+
+def busy_channel(c: int) -> list[Message]:
+    """Threads, decisions and action items enough to overflow any summary."""
+    found = []
+    for n in range(10):
+        found.append(
+            message(
+                c * 100 + n,
+                f"Decision: we'll go with plan {c}-{n} " + "because " * 30,
+                f"U{n}",
+                reply_count=n + 1,
+                reply_users_count=n + 1,
+                reactions=[{"name": "white_check_mark", "users": [], "count": 2}],
+            )
+        )
+        found.append(message(c * 100 + 50 + n, f"<@U{n}> can you check item {c}-{n} please?"))
+    return found
+
+
+def test_the_summary_post_reads_in_under_a_minute_however_big_the_digest() -> None:
+    digest = digest_of({f"C{c}": busy_channel(c) for c in range(30)})
+    summary = slack_messages(digest, NAMES)[0]
+    assert len(summary.blocks) <= 15
+    assert sum(len(text) for text in texts(summary.blocks)) <= 2_500
+    shown = "\n".join(texts(summary.blocks))
+    for title in ("*Highlights*", "*Decisions*", "*Action items*", "*Channels*"):
+        assert title in shown
+    assert "more in the thread_" in shown
+
+
+def test_each_channels_details_are_their_own_reply() -> None:
+    digest = digest_of({"C1": busy_channel(1), "C2": busy_channel(2), "C3": []})
+    parts = slack_messages(digest, NAMES)
+    assert [p.text for p in parts[1:]] == [
+        "eng-weekly digest: #c1",
+        "eng-weekly digest: #c2",
+        "eng-weekly digest: #c3",
+    ]
+    assert parts[1].blocks[0]["text"]["text"].startswith("*#c1* — 20 messages from 10 people")
+    assert "Nothing to report" not in everything(parts[1:3])
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "shown"),
+    [
+        (12, 10, "▲ 20%"),
+        (5, 10, "▼ 50%"),
+        (0, 4, "▼ 100%"),
+        (10, 10, ""),
+        (1000, 999, ""),  # rounds to no change
+        (3, 0, "▲ new"),
+        (3, None, ""),
+        (1, 3, "▼ 67%"),
+    ],
+)
+def test_trends_are_the_change_in_percent(now: int, before: int | None, shown: str) -> None:
+    assert trend(now, before) == shown
+
+
+def test_the_summary_shows_the_activity_of_each_day_as_one_line() -> None:
+    # Mon 16 (two messages), Tue 17 (none), Wed 18 (four), in Berlin.
+    stamps = [1_794_816_000 + hours * 3600 for hours in (1, 2, 49, 50, 51, 52)]
+    messages = [
+        {"type": "message", "user": "U1", "text": "hi", "ts": f"{stamp}.000000"} for stamp in stamps
+    ]
+    digest = digest_of({"C1": messages})
+    assert digest.days()[:3] == [("2026-11-16", 2), ("2026-11-17", 0), ("2026-11-18", 4)]
+    summary = everything(slack_messages(digest, NAMES)[:1])
+    assert "*Activity* ▅▁█▁▁▁▁▁ Mon 16 – Mon 23 · busiest Wed 18 (4)" in summary
+
+
+def test_a_replys_permalink_opens_its_thread() -> None:
+    assert permalink("https://acme.slack.com/", "C1", "2.000200", "1.000100") == (
+        "https://acme.slack.com/archives/C1/p2000200?thread_ts=1.000100&cid=C1"
+    )
+    assert permalink("https://acme.slack.com/", "C1", "1.000100", "1.000100") == (
+        "https://acme.slack.com/archives/C1/p1000100"
+    )

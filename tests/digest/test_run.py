@@ -169,9 +169,20 @@ def test_a_digest_lands_in_slack_and_the_inbox_with_the_true_figures(
     posts = stack.posts_for(record["run"])
     assert posts and posts[0]["channel_id"] == stack.slack.channel_id("eng-digest")
     assert all(p.get("thread_ts") == posts[0]["ts"] for p in posts[1:])
-    shown = json.dumps([p["blocks"] for p in posts])
-    assert f"{expected['messages']}" in shown
+    shown = json.dumps([p["blocks"] for p in posts], ensure_ascii=False)
+    assert f"{expected['messages']:,}" in shown
     assert "<!channel>" not in shown and "evil.example|" not in shown
+    # A short summary post, then one reply per channel, every section of the demo's stories.
+    summary = json.dumps(posts[0]["blocks"], ensure_ascii=False)
+    assert len(posts[0]["blocks"]) <= 15
+    for title in ("*Highlights*", "*Decisions*", "*Action items*", "*Channels*", "*Activity*"):
+        assert title in summary
+    assert "we'll go with Postgres for the exports migration" in summary
+    assert "fixed, results are fresh again" in summary  # a highlight's outcome
+    assert len(posts) == 3 and "#eng" in posts[1]["text"] and "#general" in posts[2]["text"]
+    for title in ("*Topics*", "*Links and files*", "☑", "☐", "exports migration"):
+        assert title in shown
+    assert "?thread_ts=" in shown  # a reply's permalink opens its thread
 
     mails = stack.mails_for(name)
     assert sorted(mails) == sorted(RECIPIENTS)
@@ -179,7 +190,7 @@ def test_a_digest_lands_in_slack_and_the_inbox_with_the_true_figures(
     message = mails["ana@example.com"][0]
     assert message.get_content_type() == "multipart/alternative"
     text = message.get_body(("plain",))
-    assert text is not None and f"{expected['messages']}" in text.get_content()
+    assert text is not None and f"{expected['messages']:,}" in text.get_content()
     assert record["destinations"] == {
         "slack:#eng-digest": f"posted {posts[0]['ts']}",
         **{f"email:{r}": "sent" for r in RECIPIENTS},
@@ -250,8 +261,11 @@ def test_ctrl_c_stops_following_and_the_run_goes_on(stack: Stack) -> None:
         text=True,
     )
     wait_until(lambda: stack.slack.calls["conversations.history"] > calls)
+    assert follower.stdout is not None
+    following = follower.stdout.readline() + follower.stdout.readline()  # queued, then a stage
     follower.send_signal(signal.SIGINT)
     out, err = follower.communicate(timeout=60)
+    out = following + out
     assert follower.returncode == 130, out + err
     run, task_id = re.fullmatch(r"queued (\S+) as task (\S+)", out.splitlines()[0]).groups()  # type: ignore[union-attr]
     assert err.strip() == (

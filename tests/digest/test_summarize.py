@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from jobs.digest.model import Link, Message, SharedFile, Stats, Window
-from jobs.digest.summarize import ChannelTally, excerpt, summarize, with_permalinks
+from jobs.digest.extract import excerpt
+from jobs.digest.model import Link, Message, Post, SharedFile, Stats, Window
+from jobs.digest.summarize import MAX_SHARED, ChannelTally, summarize, with_permalinks
 
 WINDOW = Window(datetime(2026, 11, 16, 8, tzinfo=UTC), datetime(2026, 11, 23, 8, tzinfo=UTC))
 
@@ -139,9 +140,14 @@ def test_links_are_all_counted_and_kept_once_each() -> None:
         ]
     ).result()
     assert digest.stats.links == 3
+    first = "see <https://a.example/x?p=1&amp;q=2|docs> and <http://b.example>"
     assert digest.links == [
-        Link("http://b.example", "C1", ts(1), "U1"),
-        Link("https://a.example/x?p=1&q=2", "C1", ts(2), "U2"),
+        Link(
+            "https://a.example/x?p=1&q=2",
+            Post("C1", ts(2), "U2", "again <https://a.example/x?p=1&amp;q=2>"),
+            2,
+        ),
+        Link("http://b.example", Post("C1", ts(1), "U1", first), 1),
     ]
 
 
@@ -153,10 +159,11 @@ def test_files_are_counted_with_their_slack_permalinks() -> None:
     ]
     digest = tally_of([said(1, subtype="file_share", files=files)]).result()
     assert digest.stats.files == 3
-    assert digest.files == [
-        SharedFile("plan.pdf", "C1", ts(1), "U1", "https://t.slack.com/files/U1/F1/plan.pdf"),
-        SharedFile("Untitled", "C1", ts(1), "U1", None),
-        SharedFile("file", "C1", ts(1), "U1", None),
+    post = Post("C1", ts(1), "U1", "hello")
+    assert sorted(digest.files, key=lambda f: f.name) == [
+        SharedFile("Untitled", post, 1, None),
+        SharedFile("file", post, 1, None),
+        SharedFile("plan.pdf", post, 1, "https://t.slack.com/files/U1/F1/plan.pdf"),
     ]
 
 
@@ -230,9 +237,9 @@ def test_memory_stays_bounded_however_many_messages() -> None:
     assert tally.messages == 100_000 and tally.links == 50_000 and tally.files == 50_000
     assert len(tally.top_threads.heap) == len(tally.top_reacted.heap) == 5
     assert len(tally.top_questions.heap) == 5
-    assert len(tally.top_links) == len(tally.top_files.heap) == 10
+    assert len(tally.top_links) == len(tally.top_files) == MAX_SHARED
     assert len(tally.people) == 100
-    assert len(json.dumps(tally.to_json())) < 20_000
+    assert len(json.dumps(tally.to_json())) < 200_000
 
 
 def test_summarize_adds_up_channels_and_counts_each_person_once() -> None:
@@ -274,12 +281,115 @@ def test_with_permalinks_fills_posts_and_files() -> None:
         ]
     )
     digest = summarize("s", WINDOW, [tally])
-    links = {("C1", ts(n)): f"https://t.slack.com/archives/C1/p{n}" for n in range(1, 5)}
-    linked = with_permalinks(digest, links).channels[0]
+    linked = with_permalinks(
+        digest, lambda p: f"https://t.slack.com/archives/C1/p{int(float(p.ts)) - 1_700_000_000}"
+    ).channels[0]
     assert [p.permalink for p in linked.questions] == ["https://t.slack.com/archives/C1/p1"]
     assert [p.permalink for p in linked.threads] == ["https://t.slack.com/archives/C1/p2"]
-    assert [f.permalink for f in linked.files] == [
-        "https://t.slack.com/archives/C1/p3",
-        "https://s/files/b",
+    assert sorted((f.post.permalink, f.permalink) for f in linked.files) == [
+        ("https://t.slack.com/archives/C1/p3", None),
+        ("https://t.slack.com/archives/C1/p4", "https://s/files/b"),
     ]
     assert digest.channels[0].questions[0].permalink is None  # the input is left as it was
+
+
+CHECK = [{"name": "white_check_mark", "users": ["U3"], "count": 1}]
+
+
+def thread_of(
+    parent: int, replies: list[tuple[int, str, str, list[dict[str, Any]]]]
+) -> list[Message]:
+    """A thread as `conversations.replies` returns it: the parent, then its replies."""
+    return [said(parent, "U1", "the opening")] + [
+        said(n, user, text, thread_ts=ts(parent), **({"reactions": marks} if marks else {}))
+        for n, user, text, marks in replies
+    ]
+
+
+def test_a_highlight_ends_with_the_reply_that_settled_it() -> None:
+    tally = tally_of([said(1, "U1", "search is stale?", reply_count=3, reply_users_count=3)])
+    assert tally.wanted_threads() == [ts(1)]
+    tally.add_thread(
+        ts(1),
+        thread_of(
+            1,
+            [
+                (2, "U2", "seeing it too", []),
+                (3, "U3", "rolled back the TTL: fixed", []),
+                (4, "U4", "thanks!", [{"name": "heart", "users": [], "count": 5}]),
+            ],
+        ),
+    )
+    (highlight,) = tally.result().highlights
+    assert highlight.post.ts == ts(1)
+    assert highlight.outcome is not None
+    assert (highlight.outcome.ts, highlight.outcome.thread) == (ts(3), ts(1))
+    assert highlight.people == ("U1", "U2", "U3", "U4")
+
+
+def test_without_a_settling_reply_the_outcome_is_the_most_reacted_then_the_latest() -> None:
+    liked: list[dict[str, Any]] = [{"name": "heart", "users": [], "count": 2}]
+    none: list[dict[str, Any]] = []
+    cases: list[tuple[list[tuple[int, str, str, list[dict[str, Any]]]], str]] = [
+        ([(2, "U2", "maybe", liked), (3, "U3", "or not", none)], ts(2)),
+        ([(2, "U2", "maybe", none), (3, "U3", "or not", none)], ts(3)),
+    ]
+    for replies, expected in cases:
+        tally = tally_of([said(1, reply_count=2, reply_users_count=2)])
+        tally.add_thread(ts(1), thread_of(1, replies))
+        outcome = tally.result().highlights[0].outcome
+        assert outcome is not None and outcome.ts == expected
+
+
+def test_decisions_are_found_once_and_questions_are_not_decisions() -> None:
+    digest = tally_of(
+        [
+            said(1, "U1", "Decision: we'll go with Postgres"),
+            said(2, "U2", "decision:   we'll go with postgres"),
+            said(3, "U3", "have we decided on the date?"),
+            said(4, "U4", "ship it", reactions=CHECK),
+        ]
+    ).result()
+    assert [p.ts for p in digest.decisions] == [ts(4), ts(2)]
+
+
+def test_an_action_item_is_done_when_a_later_reply_says_so() -> None:
+    tally = tally_of(
+        [
+            said(1, "U1", "<@U2> can you rotate the certificates?", reply_count=1),
+            said(5, "U1", "TODO: update the runbook"),
+        ]
+    )
+    assert ts(1) in tally.wanted_threads()
+    tally.add_thread(ts(1), thread_of(1, [(2, "U2", "Done, rotated them", [])]))
+    actions = tally.result().actions
+    assert [(a.post.ts, a.owner, a.done) for a in actions] == [
+        (ts(5), "U1", False),  # open first
+        (ts(1), "U2", True),
+    ]
+
+
+def test_a_thread_is_folded_once_and_survives_a_checkpoint() -> None:
+    tally = tally_of([said(1, reply_count=1, reply_users_count=1)])
+    tally.add_thread(ts(1), thread_of(1, [(2, "U2", "fixed", [])]))
+    resumed = ChannelTally.from_json(json.loads(json.dumps(tally.to_json())))
+    resumed.add_thread(ts(1), thread_of(1, [(3, "U3", "something else", [])]))
+    assert resumed.result() == tally.result()
+
+
+def test_links_keep_the_message_they_came_with_and_how_often_shared() -> None:
+    messages = [said(n, f"U{n}", f"read <https://a.example/{n % 2}> now") for n in range(1, 8)]
+    messages.append(said(9, "U9", "<https://b.example>", reactions=CHECK * 1))
+    digest = tally_of(messages, top=2).result()
+    assert [(link.url, link.shares) for link in digest.links] == [
+        ("https://a.example/1", 4),
+        ("https://a.example/0", 3),
+    ]
+    assert digest.links[0].post.ts == ts(7) and digest.links[0].post.text.startswith("read")
+    assert digest.more_links == 1
+
+
+def test_days_count_human_messages_in_the_windows_zone() -> None:
+    tally = ChannelTally("C1", "eng", days=[("2023-11-14", 0.0), ("2023-11-15", 1_700_000_005.0)])
+    tally.add_page([said(1), said(4), said(5), said(6, bot_id="B1"), said(9)])
+    assert tally.result().days == [("2023-11-14", 2), ("2023-11-15", 2)]

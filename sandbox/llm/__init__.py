@@ -1,0 +1,5 @@
+"""A stub of an OpenAI-compatible chat completions endpoint, for tests and `scripts/dev`."""
+
+from sandbox.llm.server import LLMStub
+
+__all__ = ["LLMStub"]

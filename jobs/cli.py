@@ -44,6 +44,10 @@ def show_config(settings: Settings) -> list[str]:
         f"PORT                  {settings.port}",
         f"LOG_LEVEL             {settings.log_level}",
         f"LOG_FORMAT            {settings.log_format}",
+        f"LLM_API_URL           {mask_url(settings.llm_api_url or '(not set)')}",
+        f"LLM_API_KEY           {secret(settings.llm_api_key)}",
+        f"LLM_MODEL             {settings.llm_model}",
+        f"LLM_TIMEOUT           {settings.llm_timeout:g}",
     ]
 
 

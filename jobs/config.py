@@ -153,6 +153,7 @@ class Settings:
     llm_api_url: str | None = None
     llm_api_key: str | None = field(default=None, repr=False)
     llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = 20.0  # seconds for the whole answer; a local model may need more
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -189,6 +190,7 @@ class Settings:
             llm_api_url=checked("LLM_API_URL", llm_url) if llm_url else None,
             llm_api_key=get("LLM_API_KEY"),
             llm_model=get("LLM_MODEL") or cls.llm_model,
+            llm_timeout=seconds("LLM_TIMEOUT", get("LLM_TIMEOUT") or str(cls.llm_timeout)),
         )
 
     @property
@@ -201,6 +203,7 @@ class Settings:
             self.llm_api_key,
             self.smtp.password if self.smtp else None,
             urlsplit(self.redis.url).password,
+            urlsplit(self.llm_api_url or "").password,
         )
         return tuple(v for v in values if v)
 
@@ -242,6 +245,17 @@ def port_number(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"PORT={value!r} is not a TCP port number (1-65535)")
     return int(value)
+
+
+def seconds(name: str, value: str) -> float:
+    """A positive number of seconds, at most an hour."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not 0 < number <= 3600:
+        raise ConfigError(f"{name}={value!r} is not a number of seconds in (0, 3600]")
+    return number
 
 
 def choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

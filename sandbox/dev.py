@@ -54,12 +54,14 @@ SHARED = (
     "TRIGGER_TOKEN",
     "PUBLIC_URL",
     "SCHEDULES_FILE",
+    "LLM_API_URL",
 )
 ENVIRONMENT = """environment:
   PORT             the web port (default 8000)
   REDIS_URL        use this Redis (default: an embedded redis-server on a free port)
   SLACK_BOT_TOKEN  use real Slack, schedules.yaml and SMTP_URL (default: the sandbox)
   SCHEDULES_FILE   the schedules to run (default: sandbox/demo_schedules.yaml in the sandbox)
+  LLM_API_URL      the LLM for `summarizer: llm` (default: the sandbox's stub, in the sandbox)
   DEV_MAIL_DIR     where the sandbox keeps mail as .eml files (default: .dev/mail)
   DEV_ENV_FILE     where to write the stack's environment (default: .dev/env)
 """
@@ -67,15 +69,21 @@ ENVIRONMENT = """environment:
 
 @dataclass(frozen=True)
 class Sandbox:
-    """Where the Slack simulator and the SMTP sink listen, and where the mail goes."""
+    """Where the Slack simulator, the SMTP sink and the LLM stub listen, and where the mail
+    goes."""
 
     slack_port: int
     smtp_port: int
+    llm_port: int
     mail_dir: Path
 
     @property
     def slack_url(self) -> str:
         return f"http://{HOST}:{self.slack_port}"
+
+    @property
+    def llm_url(self) -> str:
+        return f"http://{HOST}:{self.llm_port}/v1"
 
 
 def http_answers(url: str) -> bool:
@@ -135,6 +143,7 @@ def environment(
         env["SMTP_URL"] = f"smtp://{HOST}:{sandbox.smtp_port}?tls=off"
         env["EMAIL_FROM"] = "Slack Digests <digests@example.com>"
         env["SCHEDULES_FILE"] = env.get("SCHEDULES_FILE") or str(DEMO_SCHEDULES)
+        env["LLM_API_URL"] = env.get("LLM_API_URL") or sandbox.llm_url  # a real one if set
         if not env.get("SLACK_SIGNING_SECRET"):
             made["SLACK_SIGNING_SECRET"] = secrets.token_hex(16)
     env.update(made)
@@ -184,6 +193,18 @@ def start_sandbox(stack: Stack, sandbox: Sandbox, env: Mapping[str, str]) -> Non
         f"the SMTP sink on port {sandbox.smtp_port}",
         lambda: smtp_answers(sandbox.smtp_port),
         [sink],
+    )
+    if env["LLM_API_URL"] != sandbox.llm_url:
+        stack.say(f"using the LLM at {mask_url(env['LLM_API_URL'])} (LLM_API_URL)")
+        return
+    stack.say("starting the LLM stub (for `summarizer: llm`)")
+    stub = stack.spawn(
+        "llm", [sys.executable, "-m", "sandbox.llm", "--port", str(sandbox.llm_port)], env
+    )
+    stack.wait_for(
+        f"the LLM stub on port {sandbox.llm_port}",
+        lambda: http_answers(f"{sandbox.llm_url}/models"),
+        [stub],
     )
 
 
@@ -289,7 +310,7 @@ def run(stack: Stack, environ: Mapping[str, str]) -> int:
     sandbox = None
     if not environ.get("SLACK_BOT_TOKEN"):
         mail_dir = Path(environ.get("DEV_MAIL_DIR") or ROOT / ".dev" / "mail").resolve()
-        sandbox = Sandbox(free_port(), free_port(), mail_dir)
+        sandbox = Sandbox(free_port(), free_port(), free_port(), mail_dir)
     private = None if environ.get("REDIS_URL") else RedisServer()
     env = environment(environ, private.url if private else None, sandbox)
     settings, schedules = check(env)

@@ -22,7 +22,6 @@ from jobs.errors import LLMFailed
 
 LIMIT = 24_000  # characters of transcript sent
 ANSWER = 2_000  # characters of answer kept
-TIMEOUT = 20.0
 INSTRUCTIONS = (
     "You summarize a team's Slack channels for a digest. In at most 5 short bullet points of "
     "plain text, say what happened, what was decided and what is still open. Do not mention "
@@ -79,7 +78,7 @@ def summarize(
     key: str | None,
     model: str,
     messages: list[dict[str, str]],
-    timeout: float = TIMEOUT,
+    timeout: float,
 ) -> str:
     """The endpoint's answer to the messages; `LLMFailed` on any error, or past `timeout`
     seconds in all."""

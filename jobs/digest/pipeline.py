@@ -134,6 +134,7 @@ def generate(
             settings.llm_api_key,
             settings.llm_model,
             llm.prompt(title, said),
+            settings.llm_timeout,
         )
     except LLMFailed as error:
         return None, f"extractive (llm failed: {error})"

@@ -185,7 +185,8 @@ class ChannelTally:
                 if reacted_top.admits(key):
                     repliers = message.get("reply_users_count") or 0
                     reacted_top.push(key, [ts, user, excerpt(text), replies, repliers, reacted])
-            self._said(ts, user, text, marks, reacted, replies, None)
+            thread = message.get("thread_ts")  # a reply also sent to the channel
+            self._said(ts, user, text, marks, reacted, replies, thread if thread != ts else None)
             if "<http" in text:
                 for url in LINK.findall(text):
                     self._link(url.replace("&amp;", "&"), ts, user, text, reacted)
@@ -281,7 +282,8 @@ class ChannelTally:
                 outcome = [ts, user, excerpt(text), reacted]
             if done(text, marks):
                 settled.append(ts)
-            self._said(ts, user, text, marks, reacted, 0, parent)
+            if message.get("subtype") != "thread_broadcast":  # the history had it already
+                self._said(ts, user, text, marks, reacted, 0, parent)
         if outcome is None and said:
             ts, user, text, reacted = max(said, key=lambda r: (r[3], r[0]))
             if not reacted:

@@ -42,6 +42,7 @@ class LLMStub(Service):
     def __post_init__(self) -> None:
         self.app = Starlette(
             routes=[
+                Route("/v1/models", self.models),
                 Route("/v1/chat/completions", self.complete, methods=["POST"]),
                 Route(
                     "/openai/deployments/{name}/chat/completions", self.complete, methods=["POST"]
@@ -61,6 +62,10 @@ class LLMStub(Service):
 
     def stop(self) -> None:
         self.server.stop()
+
+    async def models(self, request: Request) -> Response:
+        """What OpenAI-compatible servers list; `scripts/dev` asks it to know the stub is up."""
+        return JSONResponse({"object": "list", "data": [{"id": "stub", "object": "model"}]})
 
     async def complete(self, request: Request) -> Response:
         body = orjson.loads(await request.body())

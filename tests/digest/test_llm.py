@@ -24,7 +24,7 @@ def stub() -> Iterator[LLMStub]:
 
 
 def test_the_answer_comes_back_and_the_request_is_a_chat_completion(stub: LLMStub) -> None:
-    text = summarize(stub.url, KEY, "gpt-test", prompt("Eng weekly", LINES))
+    text = summarize(stub.url, KEY, "gpt-test", prompt("Eng weekly", LINES), 5)
     assert text.startswith("• 2 messages from 2 people (Alice Martin, Bob).")
     (received,) = stub.received
     assert received.path == "/v1/chat/completions"
@@ -36,14 +36,14 @@ def test_the_answer_comes_back_and_the_request_is_a_chat_completion(stub: LLMStu
 
 
 def test_no_key_sends_no_credentials(stub: LLMStub) -> None:
-    summarize(stub.url, None, "llama3", prompt("t", LINES))
+    summarize(stub.url, None, "llama3", prompt("t", LINES), 5)
     assert "authorization" not in stub.received[0].headers
     assert "api-key" not in stub.received[0].headers
 
 
 def test_an_azure_deployment_url_is_used_as_it_is(stub: LLMStub) -> None:
     url = f"{stub.server.url}/openai/deployments/digests/chat/completions?api-version=2024-06-01"
-    summarize(url, KEY, "gpt-4o", prompt("t", LINES))
+    summarize(url, KEY, "gpt-4o", prompt("t", LINES), 5)
     assert stub.received[0].path == "/openai/deployments/digests/chat/completions"
     assert endpoint("https://api.openai.com/v1/") == "https://api.openai.com/v1/chat/completions"
     assert endpoint("http://localhost:11434/v1") == "http://localhost:11434/v1/chat/completions"
@@ -54,7 +54,7 @@ def test_an_error_status_fails_with_the_status_only(
 ) -> None:
     stub.faults.status = 500
     with caplog.at_level(logging.DEBUG), pytest.raises(LLMFailed) as failed:
-        summarize(stub.url, KEY, "m", prompt("t", LINES))
+        summarize(stub.url, KEY, "m", prompt("t", LINES), 5)
     assert str(failed.value) == "LLM endpoint answered 500"
     for shown in (str(failed.value), caplog.text):
         assert KEY not in shown and "Postgres" not in shown
@@ -71,12 +71,12 @@ def test_a_slow_endpoint_times_out(stub: LLMStub) -> None:
 def test_an_answer_that_is_no_completion_fails(stub: LLMStub) -> None:
     stub.faults.malformed = True
     with pytest.raises(LLMFailed, match="not a chat completion"):
-        summarize(stub.url, KEY, "m", prompt("t", LINES))
+        summarize(stub.url, KEY, "m", prompt("t", LINES), 5)
 
 
 def test_an_unreachable_endpoint_fails_with_why() -> None:
     with pytest.raises(LLMFailed, match="unreachable: connection refused"):
-        summarize(f"http://127.0.0.1:{free_port()}/v1", KEY, "m", prompt("t", LINES))
+        summarize(f"http://127.0.0.1:{free_port()}/v1", KEY, "m", prompt("t", LINES), 5)
 
 
 def test_the_prompt_holds_no_addresses_or_credentials() -> None:

@@ -369,6 +369,14 @@ def test_an_action_item_is_done_when_a_later_reply_says_so() -> None:
     ]
 
 
+def test_a_reply_also_sent_to_the_channel_counts_once_and_links_into_its_thread() -> None:
+    broadcast = said(3, "U2", "TODO: I'll rotate them", subtype="thread_broadcast", thread_ts=ts(1))
+    tally = tally_of([said(1, "U1", "certificates expire?", reply_count=1), broadcast])
+    tally.add_thread(ts(1), [said(1, "U1", "certificates expire?"), broadcast])
+    [item] = tally.result().actions
+    assert (item.post.ts, item.post.thread) == (ts(3), ts(1))
+
+
 def test_a_thread_is_folded_once_and_survives_a_checkpoint() -> None:
     tally = tally_of([said(1, reply_count=1, reply_users_count=1)])
     tally.add_thread(ts(1), thread_of(1, [(2, "U2", "fixed", [])]))

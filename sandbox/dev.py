@@ -21,7 +21,7 @@ import socket
 import sys
 import threading
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,34 +178,36 @@ def check(env: Mapping[str, str]) -> tuple[Settings, dict[str, Schedule]]:
 
 def start_sandbox(stack: Stack, sandbox: Sandbox, env: Mapping[str, str]) -> None:
     stack.say("starting the Slack simulator with the demo workspace (a week of history up to now)")
-    slack = stack.spawn(
-        "slack", [sys.executable, "-m", "sandbox.slack", "--port", str(sandbox.slack_port)], env
-    )
-    stack.wait_for(
-        f"the Slack simulator on port {sandbox.slack_port}",
-        lambda: http_answers(f"{sandbox.slack_url}/sandbox/calls"),
-        [slack],
+    calls = f"{sandbox.slack_url}/sandbox/calls"
+    what = f"the Slack simulator on port {sandbox.slack_port}"
+    serve(
+        stack, what, "slack", ["--port", str(sandbox.slack_port)], env, lambda: http_answers(calls)
     )
     stack.say("starting the SMTP sink")
     sink_args = ["--port", str(sandbox.smtp_port), "--folder", str(sandbox.mail_dir)]
-    sink = stack.spawn("smtp", [sys.executable, "-m", "sandbox.smtp_sink", *sink_args], env)
-    stack.wait_for(
-        f"the SMTP sink on port {sandbox.smtp_port}",
-        lambda: smtp_answers(sandbox.smtp_port),
-        [sink],
-    )
+    what = f"the SMTP sink on port {sandbox.smtp_port}"
+    serve(stack, what, "smtp_sink", sink_args, env, lambda: smtp_answers(sandbox.smtp_port))
     if env["LLM_API_URL"] != sandbox.llm_url:
         stack.say(f"using the LLM at {mask_url(env['LLM_API_URL'])} (LLM_API_URL)")
         return
     stack.say("starting the LLM stub (for `summarizer: llm`)")
-    stub = stack.spawn(
-        "llm", [sys.executable, "-m", "sandbox.llm", "--port", str(sandbox.llm_port)], env
-    )
-    stack.wait_for(
-        f"the LLM stub on port {sandbox.llm_port}",
-        lambda: http_answers(f"{sandbox.llm_url}/models"),
-        [stub],
-    )
+    models = f"{sandbox.llm_url}/models"
+    what = f"the LLM stub on port {sandbox.llm_port}"
+    serve(stack, what, "llm", ["--port", str(sandbox.llm_port)], env, lambda: http_answers(models))
+
+
+def serve(
+    stack: Stack,
+    what: str,
+    module: str,
+    args: list[str],
+    env: Mapping[str, str],
+    answers: Callable[[], bool],
+) -> None:
+    """`python -m sandbox.<module> ARGS`, once it answers."""
+    name = module.removesuffix("_sink")
+    child = stack.spawn(name, [sys.executable, "-m", f"sandbox.{module}", *args], env)
+    stack.wait_for(what, answers, [child])
 
 
 def start_redis(stack: Stack, private: RedisServer | None, env: Mapping[str, str]) -> None:

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             cache.flushdb()
             seconds, shown = timed(preview, env)
             ours_times.append(seconds)
-            if int(seen) != args.messages or "Subject: firehose digest" not in shown:
+            if int(seen) != args.messages or "Subject: firehose: " not in shown:
                 raise RuntimeError(f"expected {args.messages:,} messages and a digest")
         cache.close()
         folder.cleanup()

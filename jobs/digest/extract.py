@@ -68,6 +68,26 @@ def marked(reactions: Reactions, names: frozenset[str]) -> bool:
     return any(reaction.get("name") in names for reaction in reactions or ())
 
 
+def may_say(text: str) -> bool:
+    """Whether the words could be a decision or an action item: the union of `decides`' and
+    `action`'s fast rejections, so most messages of a history are read this far only."""
+    if "<@" in text:
+        return True
+    lowered = text.lower()
+    return (
+        "deci" in lowered
+        or " with" in lowered
+        or "agreed" in lowered
+        or noted(lowered)
+        or " by " in lowered
+    )
+
+
+def noted(lowered: str) -> bool:
+    """Whether the lowercased text could hold a to-do (`NOTED`), without a regular expression."""
+    return "todo" in lowered or "action" in lowered or "ai:" in lowered or "ai :" in lowered
+
+
 def decides(text: str, reactions: Reactions) -> bool:
     """The message records a decision: in words (not asked as a question) or by a reaction."""
     if reactions and marked(reactions, DECISION_MARKS):
@@ -87,7 +107,7 @@ def action(text: str, author: str) -> Action | None:
     """A request to someone mentioned, a noted to-do, or a promise with a date; with its owner."""
     if "<@" not in text:
         lowered = text.lower()
-        if "todo" not in lowered and ":" not in lowered and " by " not in lowered:
+        if not noted(lowered) and " by " not in lowered:
             return None  # the common case, without a regular expression
         if not NOTED.search(text) and not PROMISED.search(text):
             return None

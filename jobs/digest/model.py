@@ -160,7 +160,7 @@ class ChannelDigest:
     decisions: list[Post] = field(default_factory=list)
     actions: list[ActionItem] = field(default_factory=list)  # open ones first
     topics: list[Topic] = field(default_factory=list)
-    terms: dict[str, int] = field(default_factory=dict)  # this run's term counts, for the next
+    terms: dict[str, int] | None = None  # this run's term counts, for the next; None: no topics
     days: list[tuple[str, int]] = field(default_factory=list)  # (ISO date, human messages)
 
 

@@ -18,7 +18,7 @@ import redis
 from slack_sdk import WebClient
 
 from jobs.config import Settings
-from jobs.digest import llm, unsubscribe
+from jobs.digest import llm, topics, unsubscribe
 from jobs.digest.collect import Checkpoint, Collector
 from jobs.digest.deliver import SENT, UNSUBSCRIBED, post, send_mail
 from jobs.digest.ledger import Duplicate, Ledger, RunRecord, previous_run, totals_of
@@ -82,6 +82,8 @@ def build(
 ) -> Built:
     """Collect and summarize the scope's channels over its window; with `summarizer: llm`,
     `settings` say which LLM writes the summary on top."""
+    if "topics" in scope.sections:
+        topics.preload()
     directory = Directory(client, cache)
     channels = [directory.channel_id(ref) for ref in scope.channels]
     channel_names = directory.channel_names(channels)
@@ -113,6 +115,12 @@ def build(
     names.update(directory.user_names({user for _, user, _ in lines} - names.keys()))
     text, how = generate(settings, scope.title, lines, names)
     return Built(replace(digest, generated=text), names, how)
+
+
+def kept_terms(digest: Digest) -> dict[str, dict[str, int]] | None:
+    """Each channel's term counts, for the next run's topics; None when topics were not shown."""
+    terms = {c.channel: c.terms for c in digest.channels if c.terms is not None}
+    return terms or None
 
 
 def generate(
@@ -271,7 +279,7 @@ def finish(
         finished=time.time(),
         window=None if digest is None else digest.window.bounds(),
         totals=None if digest is None else digest.totals.as_dict(),
-        terms=None if digest is None else {c.channel: c.terms for c in digest.channels},
+        terms=None if digest is None else kept_terms(digest),
         **details,
     )
     ledger.finish(record)

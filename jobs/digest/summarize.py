@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from jobs.digest import topics
-from jobs.digest.extract import action, decides, done, excerpt, resolves
+from jobs.digest.extract import action, decides, done, excerpt, may_say, resolves
 from jobs.digest.model import (
     SECTIONS,
     ActionItem,
@@ -39,6 +39,8 @@ HIGHLIGHTS = 3
 MAX_THREADS = 5
 # Distinct URLs (or files) counted per channel; past it the least shared is forgotten.
 MAX_SHARED = 200
+# How much of the message a link or file came with is kept: what its excerpt reads, and more.
+SOURCE = 1000
 # What the LLM summary may read: the latest human messages, each cut to this.
 TRANSCRIPT = 200
 TRANSCRIPT_TEXT = 300
@@ -119,7 +121,8 @@ class ChannelTally:
         self.top_decisions = Top(2 * top)
         self.top_actions = Top(2 * top)
         self.transcript = Top(TRANSCRIPT) if transcript else None
-        # url (or file) → [shares, reactions, latest ts, user, excerpt(, name, permalink)]
+        # url (or file) → [shares, reactions, latest ts, user, text(, name, permalink)]; the
+        # text is excerpted only for what is shown
         self.top_links: dict[str, list[Any]] = {}
         self.top_files: dict[str, list[Any]] = {}
         self.day_names = [day for day, _ in days]
@@ -137,7 +140,7 @@ class ChannelTally:
         """
         people, threads, reacted_top = self.people, self.top_threads, self.top_reacted
         questions, starts, day_counts = self.top_questions, self.day_starts, self.day_counts
-        sample = self.sample
+        sample, transcript = self.sample, self.transcript
         count = bots = thread_count = reaction_count = 0
         for message in messages:
             subtype = message.get("subtype")
@@ -185,8 +188,10 @@ class ChannelTally:
                 if reacted_top.admits(key):
                     repliers = message.get("reply_users_count") or 0
                     reacted_top.push(key, [ts, user, excerpt(text), replies, repliers, reacted])
-            thread = message.get("thread_ts")  # a reply also sent to the channel
-            self._said(ts, user, text, marks, reacted, replies, thread if thread != ts else None)
+            if marks or transcript is not None or may_say(text):
+                thread = message.get("thread_ts")  # a reply also sent to the channel
+                thread = thread if thread != ts else None
+                self._said(ts, user, text, marks, reacted, replies, thread)
             if "<http" in text:
                 for url in LINK.findall(text):
                     self._link(url.replace("&amp;", "&"), ts, user, text, reacted)
@@ -232,7 +237,7 @@ class ChannelTally:
 
     def _link(self, url: str, ts: str, user: str, text: str, reacted: int) -> None:
         self.links += 1
-        share(self.top_links, url, [1, reacted, ts, user, excerpt(text)])
+        share(self.top_links, url, [1, reacted, ts, user, text[:SOURCE]])
 
     def _files(
         self, files: list[dict[str, Any]], ts: str, user: str, text: str, reacted: int
@@ -243,7 +248,7 @@ class ChannelTally:
             link = shared.get("permalink") or ""
             link = link if link.startswith("https://") else ""
             identity = shared.get("id") or link or name
-            share(self.top_files, identity, [1, reacted, ts, user, excerpt(text), name, link])
+            share(self.top_files, identity, [1, reacted, ts, user, text[:SOURCE], name, link])
 
     def wanted_threads(self) -> list[str]:
         """The threads whose replies the digest shows: the highlights', then those of decisions
@@ -359,11 +364,14 @@ class ChannelTally:
             return []
         return sorted((key[0], user, text) for key, (user, text) in self.transcript.heap)
 
-    def result(self, before: Mapping[str, int] | None = None) -> ChannelDigest:
-        """The channel's digest; `before` is the previous run's term counts, for the topics."""
-        terms = topics.counts(self.sample.texts())
-        links = ranked(self.top_links)
-        files = ranked(self.top_files)
+    def result(
+        self, before: Mapping[str, int] | None = None, *, with_topics: bool = True
+    ) -> ChannelDigest:
+        """The channel's digest; `before` is the previous run's term counts, for the topics
+        (found only `with_topics`: they cost a keyword extraction)."""
+        terms = topics.counts(self.sample.texts()) if with_topics else None
+        links = ranked(most_shared(self.top_links))
+        files = ranked(most_shared(self.top_files))
         return ChannelDigest(
             channel=self.channel,
             name=self.name,
@@ -380,13 +388,13 @@ class ChannelTally:
             people=heapq.nsmallest(self.top, self.people.items(), key=lambda p: (-p[1], p[0])),
             questions=[self._post(item) for item in self.top_questions.best()],
             links=[
-                Link(url, Post(self.channel, ts, user, said, reactions=reacted), shares)
+                Link(url, Post(self.channel, ts, user, excerpt(said), reactions=reacted), shares)
                 for url, (shares, reacted, ts, user, said) in links[: self.shared]
             ],
             files=[
                 SharedFile(
                     name,
-                    Post(self.channel, ts, user, said, reactions=reacted),
+                    Post(self.channel, ts, user, excerpt(said), reactions=reacted),
                     shares,
                     link or None,
                 )
@@ -400,7 +408,7 @@ class ChannelTally:
             highlights=[self._highlight(item) for item in self.highlight_items()],
             decisions=self._decisions(),
             actions=self._actions(),
-            topics=topics.rising(terms, before),
+            topics=[] if terms is None else topics.rising(terms, before),
             terms=terms,
             days=list(zip(self.day_names, self.day_counts, strict=True)),
         )
@@ -461,7 +469,8 @@ def asks(text: str) -> bool:
 
 def share(kept: dict[str, list[Any]], key: str, new: list[Any]) -> None:
     """Count one more share of `key` (`new` is [1, reactions, ts, user, …]), keeping the latest
-    message it came with; past `MAX_SHARED` keys the least shared, oldest is forgotten."""
+    message it came with. At twice `MAX_SHARED` keys, all but the `MAX_SHARED` most shared are
+    forgotten at once: a cost per new key that does not grow with how many are kept."""
     found = kept.get(key)
     if found is not None:
         found[0] += 1
@@ -469,10 +478,20 @@ def share(kept: dict[str, list[Any]], key: str, new: list[Any]) -> None:
         if new[2] > found[2]:
             found[2:] = new[2:]
         return
-    if len(kept) >= MAX_SHARED:
-        least = min(kept, key=lambda k: (kept[k][0], kept[k][1], kept[k][2], k))
-        del kept[least]
+    if len(kept) >= 2 * MAX_SHARED:
+        most = most_shared(kept)
+        kept.clear()
+        kept.update(most)
     kept[key] = new
+
+
+def most_shared(kept: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """The `MAX_SHARED` most shared, then most reacted, then latest shared."""
+    return dict(
+        heapq.nlargest(
+            MAX_SHARED, kept.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[1][2], kv[0])
+        )
+    )
 
 
 def ranked(kept: Mapping[str, list[Any]]) -> list[tuple[str, list[Any]]]:
@@ -497,7 +516,8 @@ def summarize(
             f"unknown digest section {unknown[0]!r}: use some of {', '.join(SECTIONS)}"
         )
     before = terms or {}
-    channels = [tally.result(before.get(tally.channel)) for tally in tallies]
+    wanted = "topics" in sections
+    channels = [tally.result(before.get(tally.channel), with_topics=wanted) for tally in tallies]
     people = set[str]().union(*(tally.people for tally in tallies))
     totals = Stats(
         messages=sum(c.stats.messages for c in channels),

@@ -6,7 +6,11 @@ bounded sample of the window's messages; YAKE is imported only when a digest ask
 
 from __future__ import annotations
 
+import heapq
+import importlib
 import re
+import sys
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,6 +36,7 @@ class Sample:
     def __init__(self, chars: int = SAMPLE_CHARS) -> None:
         self.chars = chars
         self.kept: dict[str, tuple[int, str]] = {}  # ts → (hash, text)
+        self.highest: list[tuple[int, str]] = []  # (-hash, ts) of what is kept: a max-heap
         self.size = 0
         self.ceiling: int | None = None  # the hash that next leaves, once full
         self.seen = 0
@@ -45,11 +50,12 @@ class Sample:
             return
         text = text[:MESSAGE_CHARS]
         self.kept[ts] = (rank, text)
+        heapq.heappush(self.highest, (-rank, ts))
         self.size += len(text)
         while self.size > self.chars:
             # What hashes highest leaves, and nothing hashing as high can come back: the sample
             # is the longest run of lowest hashes that fits, whatever the order.
-            highest = max(self.kept, key=lambda key: self.kept[key][0])
+            _, highest = heapq.heappop(self.highest)
             dropped, text = self.kept.pop(highest)
             self.size -= len(text)
             self.ceiling = dropped if self.ceiling is None else min(self.ceiling, dropped)
@@ -69,10 +75,20 @@ class Sample:
     def from_json(cls, data: Mapping[str, Any]) -> Sample:
         sample = cls(data["chars"])
         sample.kept = {ts: (zlib.crc32(ts.encode()), text) for ts, text in data["kept"].items()}
+        sample.highest = [(-rank, ts) for ts, (rank, _) in sample.kept.items()]
+        heapq.heapify(sample.highest)
         sample.size = sum(len(text) for _, text in sample.kept.values())
         sample.ceiling = data["ceiling"]
         sample.seen = data["seen"]
         return sample
+
+
+def preload() -> None:
+    """Start importing YAKE (and numpy and networkx with it, a third of a second) in the
+    background, where it overlaps the waits on Slack while the history is fetched."""
+    if "yake" not in sys.modules:
+        thread = threading.Thread(target=importlib.import_module, args=("yake",), daemon=True)
+        thread.start()
 
 
 def clean(text: str) -> str:
@@ -86,7 +102,7 @@ def counts(texts: Sequence[str], top: int = KEYWORDS) -> dict[str, int]:
     document = "\n".join(text for text in cleaned if text)
     if len(document) < 20:
         return {}
-    import yake  # ~0.3 s: only when a digest is summarized
+    import yake  # ~0.3 s, only for topics: `preload` began it
 
     extractor = yake.KeywordExtractor(lan="en", n=2, top=top)
     found: dict[str, int] = {}

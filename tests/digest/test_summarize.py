@@ -237,7 +237,8 @@ def test_memory_stays_bounded_however_many_messages() -> None:
     assert tally.messages == 100_000 and tally.links == 50_000 and tally.files == 50_000
     assert len(tally.top_threads.heap) == len(tally.top_reacted.heap) == 5
     assert len(tally.top_questions.heap) == 5
-    assert len(tally.top_links) == len(tally.top_files) == MAX_SHARED
+    assert MAX_SHARED <= len(tally.top_links) <= 2 * MAX_SHARED
+    assert MAX_SHARED <= len(tally.top_files) <= 2 * MAX_SHARED
     assert len(tally.people) == 100
     assert len(json.dumps(tally.to_json())) < 200_000
 

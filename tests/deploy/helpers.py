@@ -25,7 +25,14 @@ from webhook.app import create_app
 BIN = Path(sys.executable).parent
 DEPLOY = ROOT / "deploy"
 PROCESSES = ("web", "worker", "beat")
-SECRETS = ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "TRIGGER_TOKEN", "SMTP_URL", "SENTRY_DSN")
+SECRETS = (
+    "SLACK_SIGNING_SECRET",
+    "SLACK_BOT_TOKEN",
+    "TRIGGER_TOKEN",
+    "SMTP_URL",
+    "SENTRY_DSN",
+    "LLM_API_KEY",
+)
 
 
 # --- reading the files ------------------------------------------------------------------------

@@ -151,6 +151,7 @@ def produce(url: str, stop: threading.Event, accepted: list[str]) -> None:
     client.close()
 
 
+@pytest.mark.timeout(300)  # its own wait for the backlog is 120 s, after producing
 def test_a_redis_crash_loses_no_accepted_event_and_the_worker_keeps_running(
     crashable: tuple[RedisServer, Worker, Child],
 ) -> None:

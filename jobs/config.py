@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,9 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from jobs.errors import ConfigError
+
+# A Slack user ID, as ADMIN_USERS and a schedule's `owners` list them.
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -154,6 +158,7 @@ class Settings:
     llm_api_key: str | None = field(default=None, repr=False)
     llm_model: str = "gpt-4o-mini"
     llm_timeout: float = 20.0  # seconds for the whole answer; a local model may need more
+    admin_users: frozenset[str] = frozenset()  # Slack user IDs who may operate every schedule
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -191,6 +196,7 @@ class Settings:
             llm_api_key=get("LLM_API_KEY"),
             llm_model=get("LLM_MODEL") or cls.llm_model,
             llm_timeout=seconds("LLM_TIMEOUT", get("LLM_TIMEOUT") or str(cls.llm_timeout)),
+            admin_users=user_ids("ADMIN_USERS", get("ADMIN_USERS") or ""),
         )
 
     @property
@@ -245,6 +251,15 @@ def port_number(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"PORT={value!r} is not a TCP port number (1-65535)")
     return int(value)
+
+
+def user_ids(name: str, value: str) -> frozenset[str]:
+    """Comma-separated Slack user IDs, like U0123ABCD,U0456EFGH."""
+    ids = frozenset(part.strip() for part in value.split(",") if part.strip())
+    wrong = sorted(user for user in ids if not USER_ID.fullmatch(user))
+    if wrong:
+        raise ConfigError(f"{name}: {wrong[0]!r} is not a Slack user ID like U0123ABCD")
+    return ids
 
 
 def seconds(name: str, value: str) -> float:

@@ -101,6 +101,20 @@ def skipped(schedule: str) -> str:
     return f"{PREFIX}beat:skipped:{schedule}"
 
 
+# Pause is operational state (no TTL but its `until`); the action log is capped, not expired.
+ACTIONS_LENGTH = 200
+
+
+def paused(schedule: str) -> str:
+    """The schedule's pause, JSON {who, when, until, reason}; it expires at `until`."""
+    return f"{PREFIX}paused:{schedule}"
+
+
+def actions(schedule: str) -> str:
+    """What people did to the schedule (pause, resume, …), newest first, capped."""
+    return f"{PREFIX}actions:{schedule}"
+
+
 def idempotency(schedule: str, key: str) -> str:
     """The task of a manual run asked for with this `Idempotency-Key`."""
     return f"{PREFIX}idempotency:{schedule}:{key}"

@@ -23,6 +23,7 @@ from webhook.events import slack_events
 from webhook.health import healthz, readyz
 from webhook.schedules import schedules_status
 from webhook.tasks import task_status
+from webhook.tick import tick_route
 from webhook.triggers import trigger
 from webhook.unsubscribe import unsubscribe_link
 from webhook.verification import Verifier
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/slack/commands", slack_commands, methods=["POST"]),
             Route("/triggers/{name}", trigger, methods=["POST"]),
+            Route("/tick", tick_route, methods=["POST"]),
             Route("/tasks/{task_id}", task_status, methods=["GET"]),
             Route("/schedules", schedules_status, methods=["GET"]),
             Route("/unsubscribe", unsubscribe_link, methods=["GET", "POST"]),

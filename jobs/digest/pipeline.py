@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -28,6 +28,7 @@ from jobs.digest.render.email import email_message
 from jobs.digest.summarize import summarize, with_permalinks
 from jobs.errors import LLMFailed, PermanentError, TokenRevoked
 from jobs.queue import Run
+from jobs.scheduling import pause
 from jobs.scheduling.slots import Schedule
 from jobs.slack.directory import Directory, permalink
 from jobs.slack.mrkdwn import plain
@@ -167,6 +168,8 @@ def run_digest(
     if finished is not None:  # redelivered after it had finished: nothing left to do
         return finished
     started = time.time()
+    if not run.manual and pause.paused(cache, schedule.name, datetime.now(UTC)):
+        return finish(ledger, run, "skipped", started, reason="paused")  # asked for: it runs
     timings: dict[str, float] = {}
     try:
         built = build(

@@ -34,7 +34,6 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from types import FrameType
@@ -48,6 +47,7 @@ from kombu.exceptions import OperationalError
 from jobs import inflight, keys, queue
 from jobs.config import get_settings
 from jobs.connections import UNREACHABLE, shared_redis, text, unreachable
+from jobs.scheduling.due import basis, catch_up
 from jobs.scheduling.file import SchedulesFile
 from jobs.scheduling.lease import TAKEN, WRITE_BATCH, LeaderLock, RedisCommand
 from jobs.scheduling.slots import Schedule, instant
@@ -67,42 +67,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 Entry = tuple[float, str, datetime]
 
 
-@dataclass(frozen=True)
-class Due:
-    """What to do when a slot's time has come: which slot to run, which to record as skipped."""
-
-    fire: datetime | None  # the slot to enqueue now, if any
-    skipped: tuple[datetime, ...]  # oldest first, at most `keys.SKIPPED_LENGTH`
-    newest: datetime  # the newest slot dealt with: the schedule's cursor from now on
-
-
-def catch_up(schedule: Schedule, first: datetime, now: datetime, grace: timedelta) -> Due:
-    """Deal with `first`, the schedule's oldest slot not yet dealt with, whose time has come.
-
-    Within `grace` of its time it runs (a handover or a slow tick, not an outage). Otherwise
-    the newest slot due by `now` runs if it is within `catchup` (or `grace`), and the slots
-    before it back to `first` are skipped; only the newest `SKIPPED_LENGTH` are listed.
-    """
-    jitter = schedule.jitter_offset
-    if now - (first + jitter) <= grace:
-        return Due(first, (), first)
-    newest = max(schedule.latest_slot(now - jitter), first)
-    fire = newest if now - (newest + jitter) <= max(schedule.catchup, grace) else None
-    skipped: list[datetime] = []
-    slot = newest if fire is None else schedule.previous_slot(newest)
-    while slot >= first and len(skipped) < keys.SKIPPED_LENGTH:
-        skipped.append(slot)
-        slot = schedule.previous_slot(slot)
-    return Due(fire, tuple(reversed(skipped)), newest)
-
-
 def stop(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
-
-
-def basis(schedule: Schedule) -> str:
-    """What a schedule's cursor was counted in; when it changes, the cursor starts again."""
-    return f"{schedule.cron} {schedule.timezone}"
 
 
 def check_eviction_policy(client: redis.Redis) -> None:

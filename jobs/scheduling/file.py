@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 from croniter import CroniterError, croniter
 
+from jobs.config import USER_ID
 from jobs.digest.model import SECTIONS, SUMMARIZERS
 from jobs.errors import ScheduleError, UnknownSchedule
 from jobs.garbage import collector_paused
@@ -36,7 +37,6 @@ EMAIL = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
-USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 # A hashed (`H`) or random (`R`) cron value differs per hash id or per process: no stable slots.
 HASHED = re.compile(r"[hr](\(\d+-\d+\))?(/\d+)?", re.IGNORECASE)
 TAG = "tag:yaml.org,2002:"
@@ -539,7 +539,7 @@ def _title_problem(title: str) -> str | None:
 
 
 def _user_problem(user: str) -> str | None:
-    if USER.fullmatch(user):
+    if USER_ID.fullmatch(user):
         return None
     return f"{_quoted(user)} is not a Slack user ID like U0123ABCD"
 

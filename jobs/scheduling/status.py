@@ -17,6 +17,7 @@ from jobs import keys
 from jobs.connections import text
 from jobs.digest.ledger import RunRecord
 from jobs.errors import ScheduleError
+from jobs.scheduling import pause
 from jobs.scheduling.file import Loaded
 from jobs.scheduling.slots import Schedule, instant, parse_slot
 
@@ -55,7 +56,7 @@ class Reads(Protocol):
 
 
 # The replies `queue_reads` asks for per schedule, in order.
-READS = 3
+READS = 4
 
 
 def queue_reads(pipe: Reads, loaded: Loaded) -> None:
@@ -64,22 +65,23 @@ def queue_reads(pipe: Reads, loaded: Loaded) -> None:
         pipe.get(keys.last_slot(name))
         pipe.lrange(keys.skipped(name), 0, -1)
         pipe.lrange(keys.history(name), 0, HISTORY_SCAN - 1)
+        pipe.get(keys.paused(name))
 
 
 def report(loaded: Loaded, replies: list[Any], now: datetime) -> dict[str, Any]:
     """Every schedule's status from the file and the pipeline's `replies`, and the file's errors."""
     rows = []
     for index, schedule in enumerate(loaded.schedules.values()):
-        last, skipped, history = replies[READS * index : READS * (index + 1)]
-        rows.append(
-            schedule_status(
-                schedule,
-                None if last is None else text(last),
-                [text(slot) for slot in skipped],
-                [RunRecord.from_json(record) for record in history],
-                now,
-            )
+        last, skipped, history, held = replies[READS * index : READS * (index + 1)]
+        row = schedule_status(
+            schedule,
+            None if last is None else text(last),
+            [text(slot) for slot in skipped],
+            [RunRecord.from_json(record) for record in history],
+            now,
         )
+        row["paused"] = pause.current(held, now)
+        rows.append(row)
     return {"errors": list(loaded.errors), "schedules": rows}
 
 

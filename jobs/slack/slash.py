@@ -12,6 +12,8 @@ USAGE = "\n".join(
         "7 days (or 24h, 30d…), posted here.",
         "`/digest schedules`: each schedule's next slot and how its last run ended.",
         "`/digest run NAME`: run schedule NAME now, a manual run whose window ends now.",
+        "`/digest pause NAME [1d|1w|2026-12-24]`: skip its slots until then, or until resumed.",
+        "`/digest resume NAME`: run its slots again.",
         "`/digest help`: this message.",
     ]
 )

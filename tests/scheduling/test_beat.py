@@ -27,7 +27,8 @@ from starlette.testclient import TestClient
 from jobs import keys
 from jobs.config import Settings
 from jobs.queue import QUEUE
-from jobs.scheduling.beat import LOCK_INTERVALS, catch_up
+from jobs.scheduling.beat import LOCK_INTERVALS
+from jobs.scheduling.due import catch_up
 from jobs.scheduling.slots import Schedule
 from sandbox.redis_server import RedisServer
 from tests.conftest import ROOT, Child, environment, wait_until

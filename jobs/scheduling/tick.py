@@ -2,9 +2,11 @@
 
 For each enabled schedule, the slots that came due since its cursor (the `last_slot` beat keeps)
 are dealt with as beat deals with them after a delay: the newest runs if it is within the
-schedule's `catchup`, older ones are recorded as skipped. Each slot's run is queued through its
-`enqueued` key, so beat, triggers and other ticks asking for the same slot get the same task;
-the cursor moves only forward (a transaction on it), so a late or doubled tick changes nothing.
+schedule's `catchup`, older ones are recorded as skipped. So tick at least as often as the most
+frequent schedule's slots: with ticks every 5 minutes, a schedule of every minute runs every 5.
+Each slot's run is queued through its `enqueued` key, so beat, triggers and other ticks asking
+for the same slot get the same task; the cursor moves only forward (a transaction on it), so a
+late or doubled tick changes nothing.
 A paused schedule's slot is queued too: its worker records it as skipped with reason `paused`.
 """
 
@@ -93,8 +95,9 @@ def due_slots(client: redis.Redis, schedule: Schedule, now: datetime, ticked: Ti
                     **({"paused": True} if held else {}),
                 }
             )
+        why = "older than catchup" if due.fire is None else "a later slot was due"
         ticked.skipped.extend(
-            {"schedule": schedule.name, "slot": slot.isoformat(), "reason": "older than catchup"}
+            {"schedule": schedule.name, "slot": slot.isoformat(), "reason": why}
             for slot in due.skipped
         )
         return

@@ -130,6 +130,7 @@ def test_schedules_shows_next_slots_last_slot_its_outcome_and_skipped_slots(boar
             "finished": last.timestamp() + 5,
         },
         "skipped": [schedule.previous_slot(last).isoformat()],
+        "paused": None,
     }
     assert weekly["next"][0]["local"].endswith(("+01:00", "+02:00"))
     assert weekly["next"][0]["utc"].endswith("+00:00")

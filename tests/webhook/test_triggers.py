@@ -44,6 +44,7 @@ schedules:
     channels: ["#nowhere"]
     timeout: 10m
   - {{name: {name}-off, cron: "0 9 * * *", channels: ["#nowhere"], enabled: false}}
+  - {{name: {name}-owned, cron: "0 9 * * *", channels: ["#nowhere"], owners: [U0OWNER]}}
 """
 # Databases of their own: no worker consumes QUIET_DB, so its queue counts what was pushed.
 QUIET_DB = 7
@@ -442,3 +443,57 @@ def test_digest_run_says_why_it_did_not_start(live: Triggers, text: str, reply: 
     with live.app() as client:
         answer = slash_command(client, text.format(name=live.name))
     assert answer.startswith(reply.format(name=live.name))
+
+
+def test_a_paused_slot_is_skipped_but_a_manual_run_runs(live: Triggers) -> None:
+    assert live.cli("pause", live.name, "--reason", "freeze").returncode == 0
+    try:
+        with live.app() as client:
+            slot = live.schedule.previous_slot(
+                live.schedule.previous_slot(current_slot(live.schedule))
+            )
+            task_id = trigger(client, live.name, json={"slot": slot.isoformat()}).json()["task_id"]
+            record = wait_for_state(client, task_id)["result"]
+            assert isinstance(record, dict)
+            assert (record["status"], record["reason"]) == ("skipped", "paused")
+            manual = trigger(client, live.name, headers={"Idempotency-Key": uuid.uuid4().hex})
+            ran = wait_for_state(client, manual.json()["task_id"])["result"]
+            assert isinstance(ran, dict) and ran["status"] == "failed"  # it ran: #nowhere fails
+    finally:
+        live.cli("resume", live.name)
+
+
+def test_digest_pause_and_resume_from_slack(live: Triggers) -> None:
+    with live.app() as client:
+        paused = slash_command(client, f"pause {live.name} 1w")
+        assert paused.startswith(f"Paused `{live.name}` until ")
+        shown = slash_command(client, "schedules")
+        resumed = slash_command(client, f"resume {live.name}")
+        assert resumed == f"Resumed `{live.name}`: its next slot runs."
+        assert slash_command(client, f"resume {live.name}") == f"`{live.name}` was not paused."
+    assert live.name in shown
+    actions = [json.loads(raw) for raw in live.redis.lrange(keys.actions(live.name), 0, -1)]
+    assert [(a["action"], a["who"]) for a in actions][:2] == [
+        ("resume", "U0001"),
+        ("pause", "U0001"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "reply"),
+    [
+        ("pause {name} 2020-01-01", "No pause: pause until '2020-01-01': that is in the past."),
+        ("pause {name} whenever", "No pause: pause until 'whenever' is not a duration"),
+        ("pause no-such", "No pause: there is no schedule named `no-such`"),
+        ("pause", "Which schedule? `/digest pause NAME`"),
+        ("pause {name}-owned", "No pause: only the owners of `{name}-owned` and the admins may"),
+        ("run {name}-owned", "No run: only the owners of `{name}-owned` and the admins may"),
+        ("resume {name}-owned", "No resume: only the owners of `{name}-owned`"),
+    ],
+)
+def test_digest_pause_says_why_it_did_not(live: Triggers, text: str, reply: str) -> None:
+    with live.app() as client:
+        answer = slash_command(client, text.format(name=live.name))
+    assert answer.startswith(reply.format(name=live.name)), answer
+    assert not live.redis.exists(keys.paused(live.name))
+    assert not live.redis.exists(keys.paused(f"{live.name}-owned"))

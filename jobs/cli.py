@@ -245,14 +245,14 @@ def tick(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(ticked.as_dict(), indent=2))
         return 0
-    for run in ticked.queued:
+    for run in ticked.enqueued:
         held = " (paused: it will be recorded as skipped)" if run.get("paused") else ""
         print(f"queued {run['schedule']}@{run['slot']} as task {run['task_id']}{held}")
     for slot in ticked.skipped:
         print(f"skipped {slot['schedule']}@{slot['slot']}: {slot['reason']}")
     for name in ticked.started:
         print(f"{name}: counting its slots from now")
-    if not (ticked.queued or ticked.skipped or ticked.started):
+    if not (ticked.enqueued or ticked.skipped or ticked.started):
         print("nothing due")
     return 0
 

@@ -34,12 +34,12 @@ ATTEMPTS = 5  # of a cursor's transaction, when another tick or beat moved it me
 class Ticked:
     """What a tick did: the runs it queued (or found queued) and the slots it skipped."""
 
-    queued: list[dict[str, Any]] = field(default_factory=list)
+    enqueued: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     started: list[str] = field(default_factory=list)  # schedules whose counting began now
 
     def as_dict(self) -> dict[str, Any]:
-        return {"queued": self.queued, "skipped": self.skipped, "started": self.started}
+        return {"enqueued": self.enqueued, "skipped": self.skipped, "started": self.started}
 
 
 def tick(client: redis.Redis, schedules: Iterable[Schedule], now: datetime) -> Ticked:
@@ -86,7 +86,7 @@ def due_slots(client: redis.Redis, schedule: Schedule, now: datetime, ticked: Ti
                 continue  # beat or another tick moved the cursor: look again
         if due.fire is not None:
             held = pause.paused(client, schedule.name, now)
-            ticked.queued.append(
+            ticked.enqueued.append(
                 {
                     "schedule": schedule.name,
                     "slot": due.fire.isoformat(),

@@ -64,17 +64,17 @@ def test_a_new_schedule_starts_counting_and_then_runs_each_due_slot_once(
 ) -> None:
     client = minutely.redis
     first = tick(client, schedules(minutely), datetime.now(UTC))
-    assert minutely.name in first.started and not mine(first.queued, minutely.name)
+    assert minutely.name in first.started and not mine(first.enqueued, minutely.name)
     newest = rewind(minutely, 3)
     ticked = tick(client, schedules(minutely), datetime.now(UTC))
-    [queued] = mine(ticked.queued, minutely.name)
+    [queued] = mine(ticked.enqueued, minutely.name)
     assert due(queued, newest) and not queued["duplicate"]
     reasons = [s["reason"] for s in mine(ticked.skipped, minutely.name)]
     assert reasons in (["a later slot was due"] * 2, ["a later slot was due"] * 3)
     assert minutely.queued()[queued["task_id"]][0] == minutely.name
     again = tick(client, schedules(minutely), datetime.now(UTC))
-    assert not mine(again.queued, minutely.name), "a doubled tick queued again"
-    assert f"{minutely.name}-off" not in [*again.started, *(q["schedule"] for q in again.queued)]
+    assert not mine(again.enqueued, minutely.name), "a doubled tick queued again"
+    assert f"{minutely.name}-off" not in [*again.started, *(q["schedule"] for q in again.enqueued)]
 
 
 def test_ticks_at_once_queue_one_task_per_slot(minutely: Triggers) -> None:
@@ -83,9 +83,8 @@ def test_ticks_at_once_queue_one_task_per_slot(minutely: Triggers) -> None:
     results: list[list[dict[str, Any]]] = []
 
     def one() -> None:
-        results.append(
-            mine(tick(minutely.redis, schedules(minutely), datetime.now(UTC)).queued, minutely.name)
-        )
+        ticked = tick(minutely.redis, schedules(minutely), datetime.now(UTC))
+        results.append(mine(ticked.enqueued, minutely.name))
 
     threads = [threading.Thread(target=one) for _ in range(4)]
     for thread in threads:
@@ -103,7 +102,7 @@ def test_a_paused_schedules_slot_is_queued_for_its_worker_to_skip(minutely: Trig
     pause.pause(minutely.redis, minutely.name, "cli:test", datetime.now(UTC))
     rewind(minutely, 1)
     [queued] = mine(
-        tick(minutely.redis, schedules(minutely), datetime.now(UTC)).queued, minutely.name
+        tick(minutely.redis, schedules(minutely), datetime.now(UTC)).enqueued, minutely.name
     )
     assert queued["paused"] is True
 
@@ -112,13 +111,13 @@ def test_post_tick_takes_the_trigger_token_and_says_what_it_did(minutely: Trigge
     with minutely.app() as client:
         assert client.post("/tick").status_code == 401
         assert client.post("/tick", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert mine(tick(minutely.redis, [], datetime.now(UTC)).queued, minutely.name) == []
+        assert mine(tick(minutely.redis, [], datetime.now(UTC)).enqueued, minutely.name) == []
         answer = client.post("/tick", headers={"Authorization": f"Bearer {TOKEN}"})
         assert answer.status_code == 200
         assert minutely.name in answer.json()["started"]
         newest = rewind(minutely, 1)
         answer = client.post("/tick", headers={"Authorization": f"Bearer {TOKEN}"})
-        [queued] = mine(answer.json()["queued"], minutely.name)
+        [queued] = mine(answer.json()["enqueued"], minutely.name)
         assert due(queued, newest)
     with minutely.app(TRIGGER_TOKEN="") as client:
         assert client.post("/tick", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 503
@@ -129,6 +128,6 @@ def test_digests_tick_prints_what_it_queued(minutely: Triggers) -> None:
     newest = rewind(minutely, 1)
     done = minutely.cli("tick", "--json")
     assert done.returncode == 0, done.stderr
-    [queued] = mine(json.loads(done.stdout)["queued"], minutely.name)
+    [queued] = mine(json.loads(done.stdout)["enqueued"], minutely.name)
     assert due(queued, newest)
     assert minutely.name not in minutely.cli("tick").stdout  # nothing new is due

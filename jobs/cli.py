@@ -39,6 +39,8 @@ def show_config(settings: Settings) -> list[str]:
         f"SMTP_URL              {f'{smtp.host}:{smtp.port}' if smtp else '(not set)'}",
         f"EMAIL_FROM            {settings.email_from or '(not set)'}",
         f"TRIGGER_TOKEN         {secret(settings.trigger_token)}",
+        f"STATUS_AUTH           {secret(settings.status_auth)}",
+        f"ADMIN_USERS           {','.join(sorted(settings.admin_users)) or '(not set)'}",
         f"SCHEDULES_FILE        {settings.schedules_file}",
         f"SENTRY_DSN            {secret(settings.sentry_dsn)}",
         f"PUBLIC_URL            {settings.public_url or '(not set)'}",

@@ -159,6 +159,7 @@ class Settings:
     llm_model: str = "gpt-4o-mini"
     llm_timeout: float = 20.0  # seconds for the whole answer; a local model may need more
     admin_users: frozenset[str] = frozenset()  # Slack user IDs who may operate every schedule
+    status_auth: tuple[str, str] | None = field(default=None, repr=False)  # user, password
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -197,6 +198,7 @@ class Settings:
             llm_model=get("LLM_MODEL") or cls.llm_model,
             llm_timeout=seconds("LLM_TIMEOUT", get("LLM_TIMEOUT") or str(cls.llm_timeout)),
             admin_users=user_ids("ADMIN_USERS", get("ADMIN_USERS") or ""),
+            status_auth=credentials("STATUS_AUTH", get("STATUS_AUTH")),
         )
 
     @property
@@ -207,6 +209,7 @@ class Settings:
             self.slack_bot_token,
             self.trigger_token,
             self.llm_api_key,
+            self.status_auth[1] if self.status_auth else None,
             self.smtp.password if self.smtp else None,
             urlsplit(self.redis.url).password,
             urlsplit(self.llm_api_url or "").password,
@@ -251,6 +254,16 @@ def port_number(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"PORT={value!r} is not a TCP port number (1-65535)")
     return int(value)
+
+
+def credentials(name: str, value: str | None) -> tuple[str, str] | None:
+    """`user:password`, both non-empty (the password may hold colons)."""
+    if value is None:
+        return None
+    user, colon, password = value.partition(":")
+    if not colon or not user or not password:
+        raise ConfigError(f"{name} must be user:password, both non-empty")
+    return user, password
 
 
 def user_ids(name: str, value: str) -> frozenset[str]:

@@ -55,6 +55,7 @@ SHARED = (
     "PUBLIC_URL",
     "SCHEDULES_FILE",
     "LLM_API_URL",
+    "STATUS_AUTH",
 )
 ENVIRONMENT = """environment:
   PORT             the web port (default 8000)
@@ -136,6 +137,8 @@ def environment(
     env["PUBLIC_URL"] = env.get("PUBLIC_URL") or f"http://{HOST}:{port}"
     if not env.get("TRIGGER_TOKEN"):
         made["TRIGGER_TOKEN"] = secrets.token_urlsafe(24)
+    if not env.get("STATUS_AUTH"):  # printed: the status pages are for whoever runs this
+        made["STATUS_AUTH"] = f"dev:{secrets.token_urlsafe(12)}"
     if sandbox:
         # All of Slack and SMTP is the sandbox's, so no demo digest reaches a real person.
         env["SLACK_API_URL"] = f"{sandbox.slack_url}/api/"
@@ -279,7 +282,12 @@ def show(
 ) -> None:
     """Where to look, once every process is up (after their banners, so it stays in view)."""
     web = f"http://{HOST}:{settings.port}"
-    lines = [f"web         {web}/healthz", f"schedules   {web}/schedules"]
+    user, password = settings.status_auth or ("", "")
+    lines = [
+        f"web         {web}/healthz",
+        f"status      {web}/  (user {user}, password {password})",
+        f"schedules   {web}/schedules  (the same credentials)",
+    ]
     if sandbox:
         lines += [
             f"Slack posts {sandbox.slack_url}/sandbox/posted  (what digests posted to the sandbox)",

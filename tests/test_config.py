@@ -306,3 +306,15 @@ def test_a_process_with_an_invalid_configuration_says_so_in_one_line_and_exits(
         f"{program}: invalid configuration: REDIS_URL='foo' is not a Redis URL: expected "
         "redis://[:password@]host[:port][/db] or rediss://… for TLS"
     ]
+
+
+@pytest.mark.parametrize("value", ["nocolon", ":password", "user:"])
+def test_status_auth_is_user_and_password(value: str) -> None:
+    with pytest.raises(ConfigError, match="STATUS_AUTH must be user:password"):
+        Settings.from_env({"STATUS_AUTH": value})
+
+
+def test_the_status_password_is_a_secret() -> None:
+    settings = Settings.from_env({"STATUS_AUTH": "ops:pa:ss"})
+    assert settings.status_auth == ("ops", "pa:ss") and "pa:ss" in settings.secrets
+    assert "pa:ss" not in repr(settings)

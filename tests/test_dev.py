@@ -110,6 +110,12 @@ def test_dev_stack_delivers_a_demo_digest_on_schedule_and_stops_cleanly(tmp_path
         assert set(shared) == set(SHARED)
         assert shared["SLACK_SIGNING_SECRET"] == SECRET
         assert shared["TRIGGER_TOKEN"] not in shown, "a made-up token was printed"
+        # The status pages, with the credentials it made up and printed.
+        login = re.search(rf"http://127\.0\.0\.1:{port}/  \(user (\S+), password (\S+)\)", shown)
+        assert login, shown
+        page = httpx2.get(f"http://127.0.0.1:{port}/", auth=(login[1], login[2]), timeout=10)
+        assert page.status_code == 200 and "Engineering and company weekly" in page.text
+        assert f"{login[1]}:{login[2]}" == shared["STATUS_AUTH"]
         other = {**env, **shared}
         status = subprocess.run(
             [str(ROOT / ".venv" / "bin" / "digests"), "status", "eng-and-general"],

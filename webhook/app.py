@@ -21,6 +21,7 @@ from webhook.access import AccessLog
 from webhook.commands import slack_commands
 from webhook.events import slack_events
 from webhook.health import healthz, readyz
+from webhook.pages import schedule_page, status_page
 from webhook.schedules import schedules_status
 from webhook.tasks import task_status
 from webhook.tick import tick_route
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/tick", tick_route, methods=["POST"]),
             Route("/tasks/{task_id}", task_status, methods=["GET"]),
             Route("/schedules", schedules_status, methods=["GET"]),
+            Route("/", status_page, methods=["GET"], name="status_page"),
+            Route("/schedules/{name}", schedule_page, methods=["GET"], name="schedule_page"),
             Route("/unsubscribe", unsubscribe_link, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

@@ -36,11 +36,19 @@ def authenticate(request: Request, token: str | None) -> None:
     """Return for `Authorization: Bearer $TRIGGER_TOKEN`, compared in constant time."""
     if token is None:
         raise HTTPException(503, "TRIGGER_TOKEN is not set: triggers are off")
+    given = bearer(request)
+    if given is None:
+        raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given, token.encode()):
+        raise HTTPException(401, "wrong bearer token", {"WWW-Authenticate": "Bearer"})
+
+
+def bearer(request: Request) -> bytes | None:
+    """The request's bearer token, as bytes to compare in constant time; None without one."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.strip().encode("latin-1"), token.encode()):
-        raise HTTPException(401, "wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        return None
+    return given.strip().encode("latin-1")
 
 
 def triggered(loaded: Loaded, name: str) -> Schedule:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import cron_descriptor
 import redis
 
 from jobs import keys
@@ -124,6 +125,20 @@ def last_run(history: list[RunRecord], last_slot: str | None) -> dict[str, Any] 
         history[0] if history else None,
     )
     return None if record is None else record.outcome()
+
+
+def in_words(cron: str) -> str:
+    """The cron as a person reads it ("At 09:00, only on Monday"); croniter's seconds come last,
+    cron-descriptor's first. An expression it cannot read is shown as it is."""
+    fields = cron.split()
+    if len(fields) == 6:
+        fields = [fields[-1], *fields[:-1]]
+    options = cron_descriptor.Options()
+    options.use_24hour_time_format = True
+    try:
+        return str(cron_descriptor.get_description(" ".join(fields), options))
+    except Exception:  # cron-descriptor's errors share no base class; the cron itself will do
+        return cron
 
 
 def outcome(row: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ SECRETS = (
     "SMTP_URL",
     "SENTRY_DSN",
     "LLM_API_KEY",
+    "STATUS_AUTH",
 )
 
 

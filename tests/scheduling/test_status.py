@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -40,6 +41,9 @@ schedules:
 DB = 5
 
 
+STATUS_AUTH = "ops:correct horse battery"
+
+
 @dataclass
 class Board:
     """A schedules file, Redis state for it, and the environment the service reads them with."""
@@ -50,7 +54,10 @@ class Board:
     env: dict[str, str]
 
     def app(self, **env: str) -> TestClient:
-        return TestClient(create_app(Settings.from_env({**self.env, **env})))
+        """The web app, its requests signed in with `STATUS_AUTH`."""
+        login = base64.b64encode(STATUS_AUTH.encode()).decode()
+        settings = Settings.from_env({**self.env, **env})
+        return TestClient(create_app(settings), headers={"Authorization": f"Basic {login}"})
 
     def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "jobs", "status", *args]
@@ -77,6 +84,10 @@ def record(schedule: Schedule, slot: datetime, status: str, **fields: Any) -> by
 
 @pytest.fixture(scope="module")
 def board(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
+    yield from board_of(redis_url, tmp_path_factory)
+
+
+def board_of(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
     """Beat's last slot of `weekly` failed, a later manual run was delivered, and the slot
     before was skipped; a worker reads the same file, for `/digest schedules`."""
     suffix = uuid.uuid4().hex[:8]
@@ -93,7 +104,7 @@ def board(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         failed = record(schedule, last, "failed", error="the app is not in <!channel>")
         manual = record(schedule, last + timedelta(hours=2), "delivered")
         client.lpush(keys.history(weekly), failed, manual)  # the manual run is the newest
-    env = {**environment(url), "SCHEDULES_FILE": str(path)}
+    env = {**environment(url), "SCHEDULES_FILE": str(path), "STATUS_AUTH": STATUS_AUTH}
     worker = Worker(url, {"SCHEDULES_FILE": str(path)}).start()
     try:
         yield Board(weekly, paused, path, env)

@@ -10,6 +10,15 @@ EVENT_DEDUPE_TTL = 3600
 TASK_RECORD_TTL = 86400
 
 
+# A click counts once within this many seconds: a double click, or an impatient second one.
+CLICK_DEDUPE_TTL = 10
+
+
+def interaction(identity: str) -> str:
+    """The dedupe claim of one click (who, which button of which schedule, where)."""
+    return f"{PREFIX}interaction:{identity}"
+
+
 def event(event_id: str) -> str:
     """The dedupe claim of one Slack `event_id`; its value is the task id it became."""
     return f"{PREFIX}event:{event_id}"

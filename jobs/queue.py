@@ -33,6 +33,7 @@ QUEUE = "celery"
 # The tasks' names, as `jobs.tasks` registers them and as messages in flight carry them.
 EVENT_TASK = "jobs.tasks.handle_event"
 COMMAND_TASK = "jobs.tasks.handle_command"
+INTERACTION_TASK = "jobs.tasks.handle_interaction"
 RUN_TASK = "jobs.tasks.run_digest"
 # The hard limit of any task: a run's own (its `timeout`, plus the time to record it) replaces it.
 MAX_TASK_SECONDS = int(MAX_TIMEOUT.total_seconds())

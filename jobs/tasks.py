@@ -30,7 +30,7 @@ from jobs.logs import configure_logging
 from jobs.scheduling.file import schedules_file
 from jobs.scheduling.slots import Schedule
 from jobs.sentry import check_in, init_sentry
-from jobs.slack import commands, events
+from jobs.slack import commands, events, interactions
 from jobs.slack.api import web_client
 from jobs.slack.slash import split
 
@@ -121,13 +121,16 @@ def handle_event(envelope: dict[str, Any]) -> dict[str, Any]:
     return {"event_id": envelope.get("event_id"), "type": event.get("type"), "handled": handled}
 
 
-@app.task(
-    base=Leased,
-    name=queue.COMMAND_TASK,
-    autoretry_for=(OSError, RetryableError),
-    retry_backoff=True,
-    max_retries=4,
-)
+# Tasks that answer a person in Slack: retried a few times while Slack or the network fails.
+ANSWERING: dict[str, Any] = {
+    "base": Leased,
+    "autoretry_for": (OSError, RetryableError),
+    "retry_backoff": True,
+    "max_retries": 4,
+}
+
+
+@app.task(name=queue.COMMAND_TASK, **ANSWERING)
 def handle_command(command: dict[str, Any]) -> dict[str, Any]:
     """A `/digest` subcommand; the answer goes back to the user through `response_url`."""
     text = commands.reply(command, get_settings(), shared_redis())
@@ -139,6 +142,14 @@ def handle_command(command: dict[str, Any]) -> dict[str, Any]:
     if response.status_code != 200:
         raise RuntimeError(f"Slack refused the reply to /digest: HTTP {response.status_code}")
     return {"command": split(str(command.get("text", "")))[0], "replied": True}
+
+
+@app.task(name=queue.INTERACTION_TASK, **ANSWERING)
+def handle_interaction(payload: dict[str, Any]) -> dict[str, Any]:
+    """A click in the Home tab, verified and deduplicated by the webhook."""
+    settings = get_settings()
+    done = interactions.handle(payload, settings, shared_redis(), web_client(settings))
+    return {"type": payload.get("type"), "done": done}
 
 
 @app.task(base=Leased, bind=True, name=queue.RUN_TASK)

@@ -12,7 +12,7 @@ import re
 import string
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +40,7 @@ class Workspace:
     channels: list[dict[str, Any]]
     messages: dict[str, list[Message]]
     replies: dict[tuple[str, str], list[Message]]
+    members: dict[str, list[str]] = field(default_factory=dict)  # channel ID → its people
 
 
 def ts_string(micros: int) -> str:
@@ -209,11 +210,12 @@ class Builder:
                 return candidate
 
     def build(self, templates: list[ChannelTemplate], per_channel: int) -> Workspace:
-        channels, messages, replies = [], {}, {}
+        channels, messages, replies, people = [], {}, {}, {}
         for template in templates:
             members = self.members(template[0])
             channel = self.channel(template, members)
             channels.append(channel)
+            people[channel["id"]] = members
             generator = HistoryGenerator(self, members)
             history, threads = generator.fill(per_channel)
             if self.stories:
@@ -231,6 +233,7 @@ class Builder:
             channels=channels,
             messages=messages,
             replies=replies,
+            members=people,
         )
 
     def human(

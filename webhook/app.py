@@ -21,6 +21,7 @@ from webhook.access import AccessLog
 from webhook.commands import slack_commands
 from webhook.events import slack_events
 from webhook.health import healthz, readyz
+from webhook.interactions import slack_interactions
 from webhook.pages import schedule_page, status_page
 from webhook.schedules import schedules_status
 from webhook.tasks import task_status
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/slack/commands", slack_commands, methods=["POST"]),
+            Route("/slack/interactions", slack_interactions, methods=["POST"]),
             Route("/triggers/{name}", trigger, methods=["POST"]),
             Route("/tick", tick_route, methods=["POST"]),
             Route("/tasks/{task_id}", task_status, methods=["GET"]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qs
 
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
@@ -13,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from jobs.queue import COMMAND_TASK, Job
 from jobs.slack.mrkdwn import escape
 from jobs.slack.slash import USAGE, is_immediate, split
-from webhook.verification import FORM, Incoming, signed
+from webhook.verification import Incoming, form_fields, signed
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +23,7 @@ def ephemeral(text: str) -> JSONResponse:
 
 
 def parse_form(incoming: Incoming) -> dict[str, str]:
-    if not incoming.content_type().startswith(FORM):
-        raise HTTPException(400, f"expected Content-Type: {FORM.decode()}")
-    body = incoming.body
-    try:
-        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPException(400, "malformed form body") from None
-    form = {name: values[0] for name, values in fields.items()}
+    form = form_fields(incoming)
     missing = [name for name in ("command", "response_url") if not form.get(name)]
     if missing:
         raise HTTPException(400, f"slash command without {', '.join(missing)}")

@@ -59,6 +59,18 @@ async def read(request: Request, limit: int = MAX_BODY) -> Incoming:
     return Incoming(headers, b"".join(chunks))
 
 
+def form_fields(incoming: Incoming) -> dict[str, str]:
+    """A form-encoded body's fields (the first value of each); 400 for another body."""
+    if not incoming.content_type().startswith(FORM):
+        raise HTTPException(400, f"expected Content-Type: {FORM.decode()}")
+    body = incoming.body
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(400, "malformed form body") from None
+    return {name: values[0] for name, values in fields.items()}
+
+
 def is_ssl_check(incoming: Incoming) -> bool:
     """Slack's certificate probe, which it sends unsigned and form-encoded."""
     if not incoming.content_type().startswith(FORM):

@@ -114,6 +114,13 @@ def current(raw: bytes | str | None, now: datetime) -> dict[str, Any] | None:
     return None if until is not None and datetime.fromisoformat(until) <= now else state
 
 
+def log_action(client: redis.Redis, schedule: str, entry: dict[str, Any]) -> None:
+    """Keep another action (a run asked for from Slack, …) in the schedule's log."""
+    pipe = client.pipeline()
+    log(pipe, schedule, entry)
+    pipe.execute()
+
+
 def log(pipe: Any, schedule: str, entry: dict[str, Any]) -> None:
     """Keep an action in the schedule's log, newest first, capped."""
     pipe.lpush(keys.actions(schedule), orjson.dumps(entry))

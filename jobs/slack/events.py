@@ -12,6 +12,7 @@ import redis
 from jobs.config import Settings
 from jobs.digest import on_demand
 from jobs.errors import DigestsError
+from jobs.slack import home
 from jobs.slack.api import call, web_client
 from jobs.slack.revocation import mark_revoked
 
@@ -35,6 +36,14 @@ def describe(envelope: Envelope) -> str:
 
 def log_arrival(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:
     logger.info("received %s", describe(envelope))
+
+
+def home_opened(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:
+    """Someone opened the app's Home tab: publish theirs (its Messages tab needs nothing)."""
+    log_arrival(envelope, settings, client)
+    event = envelope.get("event") or {}
+    if event.get("tab", "home") == "home" and event.get("user"):
+        home.publish(settings, web_client(settings), client, str(event["user"]))
 
 
 def mention(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:
@@ -78,7 +87,7 @@ def revoke(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:
 
 HANDLERS: dict[str, Handler] = {
     "app_mention": mention,
-    "app_home_opened": log_arrival,
+    "app_home_opened": home_opened,
     "app_uninstalled": revoke,
     "tokens_revoked": revoke,
 }

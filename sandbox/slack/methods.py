@@ -35,6 +35,8 @@ class Slack:
             for reply in replies
         }
         self.posted: list[dict[str, Any]] = []
+        self.direct: list[dict[str, Any]] = []  # direct messages to people, apart from `posted`
+        self.views: dict[str, list[dict[str, Any]]] = {}  # user → the Home tabs published, in order
         self.last_post = 0
         self.methods: dict[str, Callable[[Args], dict[str, Any] | bytes]] = {
             "auth.test": self.auth_test,
@@ -46,6 +48,8 @@ class Slack:
             "users.list": self.users_list,
             "chat.postMessage": self.chat_post_message,
             "chat.getPermalink": self.chat_get_permalink,
+            "conversations.members": self.conversations_members,
+            "views.publish": self.views_publish,
         }
 
     def channel(self, args: Args, by_name: bool = False) -> dict[str, Any]:
@@ -132,8 +136,38 @@ class Slack:
             "response_metadata": {"next_cursor": cursor},
         }
 
+    def conversations_members(self, args: Args) -> dict[str, Any]:
+        channel = self.channel(args)
+        people = list(self.workspace.members.get(channel["id"], []))
+        if channel["is_member"]:
+            people.append(self.workspace.bot_user_id)
+        members, cursor = page_of(people, args, USERS_LIMIT, "member")
+        return {"ok": True, "members": members, "response_metadata": {"next_cursor": cursor}}
+
+    def views_publish(self, args: Args) -> dict[str, Any]:
+        user = str(args.get("user_id") or "")
+        if user not in self.users:
+            raise SlackError("user_not_found")
+        view = json_arg(args, "view", "invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise SlackError("invalid_arguments")
+        if len(view.get("blocks") or []) > 100:
+            raise SlackError("invalid_blocks")
+        self.views.setdefault(user, []).append(view)
+        return {"ok": True, "view": {**view, "id": f"V{user[1:]}"}}
+
+    def dm_channel(self, user: str) -> str:
+        """The bot's direct message channel with a person: posting to a user ID opens it."""
+        channel = f"D{user[1:]}"
+        self.histories.setdefault(channel, History([]))
+        return channel
+
     def chat_post_message(self, args: Args) -> dict[str, Any]:
-        channel = self.member_channel(args, by_name=True)["id"]
+        ref = str(args.get("channel") or "")
+        if ref in self.users:
+            channel = self.dm_channel(ref)
+        else:
+            channel = self.member_channel(args, by_name=True)["id"]
         message = self.bot_message(args)
         thread = ts_arg(args, "thread_ts", "thread_not_found")
         if thread is not None:
@@ -141,7 +175,8 @@ class Slack:
         else:
             self.histories[channel].add(message)
         parsed: Args = {key: message[key] for key in ("blocks", "metadata") if key in message}
-        self.posted.append({**args, **parsed, "channel_id": channel, "ts": message["ts"]})
+        sent = {**args, **parsed, "channel_id": channel, "ts": message["ts"]}
+        (self.direct if ref in self.users else self.posted).append(sent)
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
 
     def bot_message(self, args: Args) -> Message:

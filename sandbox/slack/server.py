@@ -103,6 +103,16 @@ class SlackSimulator(Service):
     def posted(self) -> list[dict[str, Any]]:
         return self.slack.posted
 
+    @property
+    def direct(self) -> list[dict[str, Any]]:
+        """Direct messages the bot sent people (`chat.postMessage` to a user ID)."""
+        return self.slack.direct
+
+    def home_of(self, user: str) -> dict[str, Any] | None:
+        """The Home tab last published for `user`."""
+        views = self.slack.views.get(user)
+        return views[-1] if views else None
+
     def channel_id(self, name: str) -> str:
         """The ID of a channel by name (`eng` or `#eng`), for tests and scripts."""
         wanted = name.removeprefix("#")

@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 from tests.deploy.helpers import manifest, python_files, routes
 from webhook.commands import slack_commands
 from webhook.events import slack_events
+from webhook.interactions import slack_interactions
 
 # Bot scopes of each Web API method the code calls (docs.slack.dev/reference/methods). The
 # conversations.* methods read public and private channels, so both families are needed.
@@ -24,6 +25,8 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "conversations.replies": frozenset({"channels:history", "groups:history"}),
     "conversations.info": frozenset({"channels:read", "groups:read"}),
     "conversations.list": frozenset({"channels:read", "groups:read"}),
+    "conversations.members": frozenset({"channels:read", "groups:read"}),
+    "views.publish": frozenset(),
     "users.info": frozenset({"users:read"}),
     "users.list": frozenset({"users:read"}),
 }
@@ -122,5 +125,11 @@ def test_manifest_request_urls_are_the_apps_routes_on_a_placeholder_host() -> No
     assert (command_url.scheme, command_url.hostname) == ("https", PLACEHOLDER_HOST)
     assert command_url.path == found[slack_commands].path
     assert "POST" in (found[slack_commands].methods or set())
+    interactivity = manifest()["settings"]["interactivity"]
+    clicks_url = urlsplit(interactivity["request_url"])
+    assert interactivity["is_enabled"] is True
+    assert (clicks_url.scheme, clicks_url.hostname) == ("https", PLACEHOLDER_HOST)
+    assert clicks_url.path == found[slack_interactions].path
+    assert manifest()["features"]["app_home"]["home_tab_enabled"] is True
     assert manifest()["settings"]["socket_mode_enabled"] is False
     assert "bot_user" in manifest()["features"], "a bot token needs a bot user"

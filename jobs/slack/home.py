@@ -41,7 +41,12 @@ def publish(settings: Settings, web: WebClient, cache: redis.Redis, user: str) -
     zone = viewer_zone(web, user)
     view = home_view(
         [
-            (schedule, shown[schedule.name], may_operate(schedule, user, settings))
+            (
+                schedule,
+                shown[schedule.name],
+                may_operate(schedule, user, settings),
+                may_preview(web, cache, settings, user, schedule),
+            )
             for schedule in visible
         ],
         zone,
@@ -57,23 +62,50 @@ def visible_to(
     """The schedules one of whose channels `user` is in; every schedule for an admin."""
     if user in settings.admin_users:
         return schedules
-    directory = Directory(web, cache)
-    member_of: dict[str, bool] = {}
+    member = Membership(web, cache, user)
+    return [s for s in schedules if any(member.of(ref) for ref in s.channels)]
 
-    def in_channel(ref: str) -> bool:
-        if ref not in member_of:
+
+class Membership:
+    """Whether one person is in each channel asked about, each asked of Slack once."""
+
+    def __init__(self, web: WebClient, cache: redis.Redis, user: str) -> None:
+        self.web, self.directory, self.user = web, Directory(web, cache), user
+        self.known: dict[str, bool] = {}
+
+    def of(self, ref: str) -> bool:
+        if ref not in self.known:
             try:
-                channel = directory.channel_id(ref)
-                member_of[ref] = any(
-                    user in page["members"]
-                    for page in pages(web, "conversations.members", channel=channel, limit=1000)
+                channel = self.directory.channel_id(ref)
+                self.known[ref] = any(
+                    self.user in page["members"]
+                    for page in pages(
+                        self.web, "conversations.members", channel=channel, limit=1000
+                    )
                 )
             except DigestsError as error:  # a channel the bot cannot see shows no one in it
                 logger.info("home: cannot list the members of %s: %s", ref, error)
-                member_of[ref] = False
-        return member_of[ref]
+                self.known[ref] = False
+        return self.known[ref]
 
-    return [s for s in schedules if any(in_channel(ref) for ref in s.channels)]
+
+def may_preview(
+    web: WebClient, cache: redis.Redis, settings: Settings, user: str, schedule: Schedule
+) -> bool:
+    """Whoever sees a schedule may preview it, but a private channel's digest goes only to its
+    members, admins included."""
+    member = Membership(web, cache, user)
+    directory = Directory(web, cache)
+    for ref in schedule.channels:
+        try:
+            private = call(web, "conversations.info", channel=directory.channel_id(ref))[
+                "channel"
+            ].get("is_private")
+        except DigestsError:
+            return False
+        if private and not member.of(ref):
+            return False
+    return user in settings.admin_users or any(member.of(ref) for ref in schedule.channels)
 
 
 def viewer_zone(web: WebClient, user: str) -> ZoneInfo:
@@ -86,7 +118,9 @@ def viewer_zone(web: WebClient, user: str) -> ZoneInfo:
 
 
 def home_view(
-    rows: list[tuple[Schedule, dict[str, Any], bool]], zone: ZoneInfo, errors: Sequence[str]
+    rows: list[tuple[Schedule, dict[str, Any], bool, bool]],
+    zone: ZoneInfo,
+    errors: Sequence[str],
 ) -> dict[str, Any]:
     """The Home tab: each schedule's title, when in words, next slot in `zone`, last outcome,
     pause, and the buttons its viewer may use."""
@@ -96,8 +130,8 @@ def home_view(
     ]
     if not rows:
         blocks.append(section("No schedule covers a channel you are in."))
-    for schedule, row, operable in rows[:MAX_SCHEDULES]:
-        blocks += schedule_blocks(schedule, row, operable, zone)
+    for schedule, row, operable, previewable in rows[:MAX_SCHEDULES]:
+        blocks += schedule_blocks(schedule, row, operable, previewable, zone)
     if len(rows) > MAX_SCHEDULES:
         blocks.append(context(f"+{len(rows) - MAX_SCHEDULES} more on the status page."))
     if errors:
@@ -106,7 +140,7 @@ def home_view(
 
 
 def schedule_blocks(
-    schedule: Schedule, row: dict[str, Any], operable: bool, zone: ZoneInfo
+    schedule: Schedule, row: dict[str, Any], operable: bool, previewable: bool, zone: ZoneInfo
 ) -> list[Block]:
     upcoming = "disabled"
     if row["next"]:
@@ -124,18 +158,17 @@ def schedule_blocks(
         who = f"<@{held['who']}>" if USER_ID.fullmatch(held["who"]) else escape(held["who"])
         lines.append(f":double_vertical_bar: Paused by {who}{until}")
     blocks = [section("\n".join(lines))]
+    elements = [button("Preview to me", "digest_preview", schedule.name)] if previewable else []
     if operable and schedule.enabled:
         toggle = ("Resume", "digest_resume") if held else ("Pause", "digest_pause")
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"schedule:{schedule.name}",
-                "elements": [
-                    button("Run now", "digest_run", schedule.name, "primary"),
-                    button(*toggle, schedule.name),
-                ],
-            }
-        )
+        elements = [
+            button("Run now", "digest_run", schedule.name, "primary"),
+            *elements,
+            button(*toggle, schedule.name),
+        ]
+    if elements:
+        block_id = f"schedule:{schedule.name}"
+        blocks.append({"type": "actions", "block_id": block_id, "elements": elements})
     blocks.append({"type": "divider"})
     return blocks
 

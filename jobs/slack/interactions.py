@@ -17,7 +17,9 @@ from slack_sdk import WebClient
 
 from jobs import queue
 from jobs.config import Settings
-from jobs.errors import ScheduleError, UnknownSchedule
+from jobs.digest import pipeline
+from jobs.digest.render.blocks import slack_messages
+from jobs.errors import PermanentError, ScheduleError, UnknownSchedule
 from jobs.scheduling import pause
 from jobs.scheduling.file import schedules_file
 from jobs.scheduling.slots import Schedule
@@ -58,11 +60,44 @@ def resume_now(schedule: Schedule, user: str, cache: redis.Redis, clicked: datet
     return f"`{schedule.name}` was not paused."
 
 
+def preview_to(
+    settings: Settings, web: WebClient, cache: redis.Redis, schedule: Schedule, user: str
+) -> str:
+    """Build the schedule's digest of the window ending now and send it to `user` alone."""
+    now = datetime.now(schedule.zone)
+    built = pipeline.build(web, cache, pipeline.scheduled(cache, schedule, now), settings=settings)
+    parts = slack_messages(built.digest, built.names)
+    first = call(web, "chat.postMessage", channel=user, text=parts[0].text, blocks=parts[0].blocks)
+    for part in parts[1:]:
+        call(
+            web,
+            "chat.postMessage",
+            channel=user,
+            text=part.text,
+            blocks=part.blocks,
+            thread_ts=first["ts"],
+        )
+    return f"That was a preview of `{schedule.name}`, for you alone: nothing else was delivered."
+
+
 ACTIONS: dict[str, tuple[str, Act]] = {
     "digest_run": ("run", run_now),
     "digest_pause": ("pause", pause_now),
     "digest_resume": ("resume", resume_now),
 }
+
+
+def preview(
+    settings: Settings, web: WebClient, cache: redis.Redis, schedule: Schedule, user: str
+) -> tuple[str, str]:
+    if not home.may_preview(web, cache, settings, user, schedule):
+        logger.info("refused a preview of %s to %s: not in its channels", schedule.name, user)
+        why = "it reads a private channel you are not in, or none of yours"
+        return f"No preview of `{schedule.name}`: {why}.", "refused"
+    try:
+        return preview_to(settings, web, cache, schedule, user), "preview"
+    except PermanentError as error:
+        return f"No preview of `{schedule.name}`: {escape(str(error))}", "failed"
 
 
 def clicked_at(action: dict[str, Any]) -> datetime:
@@ -85,10 +120,10 @@ def handle(payload: Payload, settings: Settings, cache: redis.Redis, web: WebCli
     action = (payload.get("actions") or [{}])[0]
     action_id, name = str(action.get("action_id", "")), str(action.get("value", ""))
     known = ACTIONS.get(action_id)
-    if known is None:
+    if known is None and action_id != "digest_preview":
         logger.info("interaction from %s: unknown action id %r", user, action_id)
         return "unknown action"
-    verb, act = known
+    verb = known[0] if known else "preview"
     try:
         schedule = schedules_file(settings.schedules_file).read().get(name)
     except UnknownSchedule:
@@ -102,7 +137,9 @@ def handle(payload: Payload, settings: Settings, cache: redis.Redis, web: WebCli
             "broken file",
         )
     else:
-        if not may_operate(schedule, user, settings):
+        if known is None:  # a preview: for whoever sees the schedule, privately
+            answer, done = preview(settings, web, cache, schedule, user)
+        elif not may_operate(schedule, user, settings):
             logger.info("refused %s of %s to %s: not an owner or admin", verb, name, user)
             answer = (
                 f"No {verb}: only the owners of `{schedule.name}` and the admins may {verb} it."
@@ -111,7 +148,7 @@ def handle(payload: Payload, settings: Settings, cache: redis.Redis, web: WebCli
         elif not schedule.enabled:
             answer, done = f"No {verb}: `{schedule.name}` is disabled.", "disabled"
         else:
-            answer, done = act(schedule, user, cache, clicked_at(action)), verb
+            answer, done = known[1](schedule, user, cache, clicked_at(action)), verb
     call(web, "chat.postMessage", channel=user, text=answer)
     home.publish(settings, web, cache, user)
     return done

@@ -33,6 +33,7 @@ schedules:
   - {{name: {eng}, title: Engineering weekly, cron: "0 9 * * MON", channels: ["#eng"],
      owners: [{owner}]}}
   - {{name: {everyone}, cron: "0 9 * * *", channels: ["#general"]}}
+  - {{name: {secret}, cron: "0 9 * * *", channels: ["#general", "#leadership"]}}
 """
 
 
@@ -70,6 +71,7 @@ class Home:
     env: dict[str, str]
     eng: str
     everyone: str
+    secret: str  # reads a private channel too
     owner: str  # owns `eng`, in #eng
     admin: str
     member: str  # in #eng, owns nothing
@@ -118,14 +120,15 @@ def home(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
         if user["id"] in workspace.members[by_name["general"]] and user["id"] not in eng_people
     ]
     owner, member = eng_people[0], eng_people[1]
-    outsider = general_only[0]
+    leaders = workspace.members[by_name["leadership"]]
+    outsider = next(u for u in general_only if u not in leaders)
     admin = next(
         u for u in workspace.members[by_name["general"]] if u not in (owner, member, outsider)
     )
     suffix = uuid.uuid4().hex[:6]
-    eng, everyone = f"eng-{suffix}", f"everyone-{suffix}"
+    eng, everyone, secret = f"eng-{suffix}", f"everyone-{suffix}", f"secret-{suffix}"
     path: Path = tmp_path_factory.mktemp("home") / "schedules.yaml"
-    path.write_text(SCHEDULES.format(eng=eng, everyone=everyone, owner=owner))
+    path.write_text(SCHEDULES.format(eng=eng, everyone=everyone, secret=secret, owner=owner))
     url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
     with SlackSimulator(workspace) as slack:
         overrides = {
@@ -138,7 +141,7 @@ def home(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
         worker = Worker(url, overrides).start()
         client = redis.Redis.from_url(url, decode_responses=True)
         try:
-            yield Home(slack, client, env, eng, everyone, owner, admin, member, outsider)
+            yield Home(slack, client, env, eng, everyone, secret, owner, admin, member, outsider)
         finally:
             worker.stop()
             client.close()
@@ -150,12 +153,13 @@ def test_an_admin_sees_every_schedule_with_its_buttons(home: Home) -> None:
     assert "Engineering weekly" in shown and home.everyone in shown
     assert "At 09:00, only on Monday" in shown  # the cron in words
     assert "Times in your timezone" in shown
-    assert set(buttons(view)) == {
-        ("digest_run", home.eng),
-        ("digest_pause", home.eng),
-        ("digest_run", home.everyone),
-        ("digest_pause", home.everyone),
+    operable = {
+        (action, name)
+        for name in (home.eng, home.everyone, home.secret)
+        for action in ("digest_run", "digest_pause")
     }
+    assert operable <= set(buttons(view))
+    assert ("digest_preview", home.eng) in buttons(view)
 
 
 def test_an_owner_may_operate_their_schedule_only(home: Home) -> None:
@@ -168,10 +172,13 @@ def test_an_owner_may_operate_their_schedule_only(home: Home) -> None:
 def test_a_member_sees_the_schedules_of_their_channels_without_buttons(home: Home) -> None:
     outsider = home.open_home(home.outsider)
     assert "Engineering weekly" not in text_of(outsider)  # not in #eng
-    assert home.everyone in text_of(outsider)
-    assert buttons(outsider) == []
+    assert home.everyone in text_of(outsider) and home.secret in text_of(outsider)
+    # Not theirs to run or pause; a private channel's digest is not theirs to preview either.
+    assert buttons(outsider) == [("digest_preview", home.everyone)]
     member = home.open_home(home.member)
-    assert "Engineering weekly" in text_of(member) and buttons(member) == []
+    assert "Engineering weekly" in text_of(member)
+    assert ("digest_preview", home.eng) in buttons(member)
+    assert not [b for b in buttons(member) if b[0] != "digest_preview"]
 
 
 def test_pause_and_resume_from_the_home_tab(home: Home) -> None:
@@ -261,3 +268,25 @@ def test_a_stale_signature_is_refused(home: Home) -> None:
     headers = {"Content-Type": "application/x-www-form-urlencoded", **stale}
     with home.app() as client:
         assert client.post("/slack/interactions", content=body, headers=headers).status_code == 401
+
+
+def test_preview_to_me_sends_the_digest_to_them_alone(home: Home) -> None:
+    posted, sent = len(home.slack.posted), len(home.slack.direct)
+    assert home.send(click(home.member, "digest_preview", home.eng)) == 200
+    wait_until(
+        lambda: any("preview of" in d.get("text", "") for d in home.slack.direct[sent:]),
+        "no preview came",
+        60,
+    )
+    mine = home.slack.direct[sent:]
+    assert all(d["channel"] == home.member for d in mine)
+    assert any(d.get("blocks") for d in mine), "the digest itself was not sent"
+    assert len(home.slack.posted) == posted, "a preview delivered somewhere else"
+
+
+def test_a_private_channels_digest_is_previewed_only_to_its_members(home: Home) -> None:
+    sent = len(home.slack.direct)
+    assert home.send(click(home.outsider, "digest_preview", home.secret)) == 200
+    wait_until(lambda: len(home.slack.direct) > sent, "no refusal")
+    [refusal] = home.slack.direct[sent:]
+    assert refusal["text"].startswith(f"No preview of `{home.secret}`: it reads a private channel")

@@ -153,17 +153,25 @@ def children_of(pid: int) -> list[int]:
 class Worker(Child):
     """A `celery -A jobs worker` process."""
 
-    def __init__(self, redis_url: str, env: dict[str, str] | None = None, node: str = "") -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        env: dict[str, str] | None = None,
+        node: str = "",
+        embedded_beat: bool = False,
+    ) -> None:
         super().__init__("digests-worker-")
         self.redis_url = redis_url
         self.env = env or {}
         self.node = node  # its node name (`-n`), when two run on one host
+        self.embedded_beat = embedded_beat  # `-B`: beat inside the worker
 
     def start(self) -> Worker:
         env = {**os.environ, **environment(self.redis_url), **self.env}
         command = [sys.executable, "-m", "celery", "-A", "jobs", "worker", "--concurrency=2"]
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         command += ["-n", self.node] if self.node else []
+        command += ["-B"] if self.embedded_beat else []
         self.spawn(command, env)
         self.wait_for("ready.")
         return self

@@ -29,9 +29,11 @@ from jobs.config import Settings
 from jobs.queue import QUEUE
 from jobs.scheduling.beat import LOCK_INTERVALS
 from jobs.scheduling.due import catch_up
+from jobs.scheduling.file import load
 from jobs.scheduling.slots import Schedule
+from jobs.scheduling.tick import tick
 from sandbox.redis_server import RedisServer
-from tests.conftest import ROOT, Child, environment, wait_until
+from tests.conftest import ROOT, Child, Worker, environment, wait_until
 from tests.http_sink import HttpSink
 from webhook.app import create_app
 
@@ -455,3 +457,63 @@ def test_a_long_outage_of_a_per_second_cron_walks_only_the_recorded_slots(
     assert due.fire == now
     newest = [now - SECOND * n for n in range(keys.SKIPPED_LENGTH, 0, -1)]
     assert due.skipped == tuple(newest)
+
+
+def tick_for(seconds: float, beat_url: str, schedules_file: Path) -> list[dict[str, object]]:
+    """Tick every 0.3 s for `seconds`, as an external scheduler in a hurry would; what was
+    enqueued."""
+    found: list[dict[str, object]] = []
+    client = redis.Redis.from_url(beat_url)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found += tick(client, load(schedules_file).values(), datetime.now(UTC)).enqueued
+        time.sleep(0.3)
+    client.close()
+    return found
+
+
+def test_ticks_and_a_running_beat_queue_each_slot_once(
+    beats: Callable[[], Beat], db: redis.Redis, beat_url: str, schedules_file: Path
+) -> None:
+    write_schedules(schedules_file, {"name": "every-second", "cron": EVERY_SECOND})
+    beat = beats()
+    wait_until(lambda: len(slots_of(db, "every-second")) >= 2, beat.log)
+    ticked = tick_for(4, beat_url, schedules_file)  # mostly finding that beat was first
+    beat.stop()
+    assert_every_slot_once(slots_of(db, "every-second"))
+    queued_ids = {json.loads(raw)["headers"]["id"] for raw in db.lrange(QUEUE, 0, -1)}
+    assert {entry["task_id"] for entry in ticked} <= queued_ids  # the slot's one task
+
+
+def test_ticks_alone_run_each_due_slot_once(
+    db: redis.Redis, beat_url: str, schedules_file: Path
+) -> None:
+    write_schedules(schedules_file, {"name": "every-second", "cron": EVERY_SECOND})
+    ticked = tick_for(4, beat_url, schedules_file)  # the first tick starts the counting
+    slots = slots_of(db, "every-second")
+    assert len(slots) >= 2 and len(ticked) == len(slots)
+    assert_every_slot_once(slots)  # ticking faster than the cron fires, none is skipped
+
+
+def test_two_workers_with_embedded_beats_enqueue_each_slot_once(
+    beat_url: str, db: redis.Redis, schedules_file: Path
+) -> None:
+    write_schedules(schedules_file, {"name": "every-second", "cron": EVERY_SECOND})
+    env = {"SCHEDULES_FILE": str(schedules_file), "SLACK_API_URL": "http://127.0.0.1:9/api/"}
+    workers = [Worker(beat_url, env, node=f"embedded{n}@%h", embedded_beat=True) for n in (1, 2)]
+    for worker in workers:
+        worker.start()
+    try:
+        wait_until(lambda: len(enqueued_runs(db)) >= 6, lambda: workers[0].log()[-2000:], 60)
+        time.sleep(1)  # both logs have caught up with what their beats did
+        logs = [worker.log() for worker in workers]
+    finally:
+        for worker in workers:
+            worker.stop()
+    runs = sorted(enqueued_runs(db))
+    slots = [datetime.fromisoformat(run.split("@", 1)[1]) for run in runs]
+    assert_every_slot_once(sorted(slots))
+    # One embedded beat led; the other stood by.
+    leading = sorted(log.count("enqueued slot") for log in logs)
+    assert leading[0] == 0 and leading[1] > 0, leading
+    assert sum(" stands by" in log for log in logs) == 1

@@ -118,7 +118,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     schedule = schedule_named(settings, args.name)
     moment = datetime.now().astimezone(schedule.zone)
-    return started(settings, schedule, Run(schedule.name, moment, manual=True), args)
+    return started(settings, schedule, Run(schedule.name, moment, True, operator()), args)
 
 
 def started(settings: Settings, schedule: Schedule, run: Run, args: argparse.Namespace) -> int:

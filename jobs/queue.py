@@ -112,6 +112,7 @@ class Run:
     schedule: str
     slot: datetime  # aware, in the schedule's zone
     manual: bool = False
+    by: str = ""  # who asked for a manual run: a Slack user ID, `cli:<user>`, `trigger`
 
     @property
     def id(self) -> str:
@@ -129,7 +130,8 @@ def time_limits(schedule: Schedule) -> tuple[float, float]:
 def run_job(schedule: Schedule, run: Run, dedupe_key: str = "") -> Job:
     """The job of a run, keyed by its id (one task per slot) unless another key is given (an
     `Idempotency-Key`'s)."""
-    args = [run.schedule, run.slot.isoformat(), run.manual]
+    args: list[object] = [run.schedule, run.slot.isoformat(), run.manual]
+    args += [run.by] if run.by else []
     return Job(
         RUN_TASK,
         args,

@@ -153,12 +153,14 @@ def handle_interaction(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.task(base=Leased, bind=True, name=queue.RUN_TASK)
-def run_digest(self: Task, schedule_name: str, slot: str, manual: bool = False) -> dict[str, Any]:
+def run_digest(
+    self: Task, schedule_name: str, slot: str, manual: bool = False, by: str = ""
+) -> dict[str, Any]:
     """One schedule's digest for one slot (an ISO-8601 instant, or the moment a manual run was
     asked for); the run's record is the result."""
     settings = get_settings()
     schedule = schedules_file(settings.schedules_file).read().get(schedule_name)
-    run = queue.Run(schedule.name, datetime.fromisoformat(slot), manual)
+    run = queue.Run(schedule.name, datetime.fromisoformat(slot), manual, by)
 
     def progress(**counts: Any) -> None:
         if self.lease is not None and self.lease.handing_back.is_set():

@@ -153,7 +153,7 @@ def run_row(run: RunRecord) -> dict[str, str]:
     figures = ", ".join(f"{value:,} {name}" for name, value in totals.items() if value)
     return {
         "slot": run.slot,
-        "kind": "manual" if run.manual else "scheduled",
+        "kind": (f"manual, by {run.by}" if run.by else "manual") if run.manual else "scheduled",
         "status": run.status,
         "took": f"{run.finished - run.started:.1f} s",
         "figures": figures or "—",

@@ -96,7 +96,7 @@ def run_of(incoming: Incoming, schedule: Schedule) -> tuple[Run, str]:
     if asked is not None:
         raise HTTPException(400, "an Idempotency-Key asks for a manual run, which takes no slot")
     # A repeat gets the first request's task, so the first request's moment is the run's slot.
-    return Run(schedule.name, now, manual=True), keys.idempotency(schedule.name, key)
+    return Run(schedule.name, now, True, "trigger"), keys.idempotency(schedule.name, key)
 
 
 async def trigger(request: Request) -> JSONResponse:

@@ -24,7 +24,7 @@ FAILURES = "failures:"  # then the kind: how often it failed so far
 
 
 # What a run's record shows outside: no destinations (addresses) and no figures.
-OUTCOME = ("run", "slot", "manual", "status", "reason", "error", "finished")
+OUTCOME = ("run", "slot", "manual", "by", "status", "reason", "error", "finished")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class RunRecord:
     timings: dict[str, float] | None = None  # seconds per stage
     terms: dict[str, dict[str, int]] | None = None  # each channel's term counts, for topics
     summarizer: str | None = None  # how the summary was made, and why the LLM's was not used
+    by: str | None = None  # who asked for a manual run
 
     def as_dict(self) -> dict[str, Any]:
         """The record as JSON keeps it; fields without a value are left out."""

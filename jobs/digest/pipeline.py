@@ -277,6 +277,7 @@ def finish(
         schedule=run.schedule,
         slot=run.slot.isoformat(),
         manual=run.manual,
+        by=run.by or None,
         status=status,
         started=started,
         finished=time.time(),

@@ -90,7 +90,7 @@ def run(command: SlashCommand, args: list[str], settings: Settings, client: redi
     if not schedule.enabled:
         return f"No run: `{schedule.name}` is disabled."
     slot = datetime.now(schedule.zone)
-    run = queue.Run(schedule.name, slot, manual=True)
+    run = queue.Run(schedule.name, slot, True, str(command.get("user_id", "")))
     task_id = queue.enqueue(client, queue.run_job(schedule, run)).task_id
     progress = f" Progress: {settings.public_url}tasks/{task_id}" if settings.public_url else ""
     return (

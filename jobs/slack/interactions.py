@@ -37,7 +37,7 @@ Act = Callable[[Schedule, str, redis.Redis, datetime], str]
 def run_now(schedule: Schedule, user: str, cache: redis.Redis, clicked: datetime) -> str:
     """A manual run as of the click: a retried task asks for the same run, queued once."""
     moment = clicked.astimezone(schedule.zone)
-    run = queue.Run(schedule.name, moment, manual=True)
+    run = queue.Run(schedule.name, moment, True, user)
     task_id = queue.enqueue(cache, queue.run_job(schedule, run)).task_id
     pause.log_action(
         cache,

@@ -324,10 +324,11 @@ def test_an_idempotency_key_is_one_manual_run_per_key(client: TestClient, quiet:
     assert again["task_id"] == first["task_id"] and again["duplicate"]
     assert other["task_id"] != first["task_id"]
     assert quiet.redis.llen("celery") == before + 2
-    name, slot, manual = quiet.queued()[first["task_id"]]
+    name, slot, manual, by = quiet.queued()[first["task_id"]]
     moment = datetime.fromisoformat(slot)
     # An ad-hoc slot: the moment it was asked for, not a slot of the cron, queued as manual.
     assert name == quiet.name and manual and abs(moment - asked) < timedelta(seconds=5)
+    assert by == "trigger"
     assert moment != quiet.schedule.latest_slot(moment)
 
 
@@ -428,7 +429,7 @@ def test_digest_run_starts_a_manual_run_and_says_so(live: Triggers) -> None:
         state = wait_for_state(client, found[1])
     record = state["result"]
     assert isinstance(record, dict)
-    assert (record["manual"], record["status"]) == (True, "failed")
+    assert (record["manual"], record["status"], record["by"]) == (True, "failed", "U0001")
 
 
 @pytest.mark.parametrize(

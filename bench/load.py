@@ -11,20 +11,26 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import orjson
 
 WRK_SCRIPT = """
-local requests, n, i = {}, 0, 0
+local requests, n, i, route, kind = {}, 0, 0, "/slack/events", "application/json"
 init = function(args)
   for line in io.lines(args[1]) do
-    local stamp, signature, body = line:match("^(%d+)\\t(%S+)\\t(.*)$")
-    n = n + 1
-    requests[n] = wrk.format("POST", "/slack/events", {
-      ["Content-Type"] = "application/json",
-      ["X-Slack-Request-Timestamp"] = stamp,
-      ["X-Slack-Signature"] = signature,
-    }, body)
+    local to, as = line:match("^#(%S+)\\t(.*)$")
+    if to then
+      route, kind = to, as
+    else
+      local stamp, signature, body = line:match("^(%d+)\\t(%S+)\\t(.*)$")
+      n = n + 1
+      requests[n] = wrk.format("POST", route, {
+        ["Content-Type"] = kind,
+        ["X-Slack-Request-Timestamp"] = stamp,
+        ["X-Slack-Signature"] = signature,
+      }, body)
+    end
   end
 end
 request = function()
@@ -84,13 +90,49 @@ def event_body(n: int, size: int = 1155) -> bytes:
     return body
 
 
-def write_requests(path: Path, first: int, count: int, secret: str) -> None:
-    """`count` distinct signed events, one `timestamp<TAB>signature<TAB>body` a line."""
+def click_body(n: int) -> bytes:
+    """A Home tab button's `block_actions` interaction, form-encoded as Slack sends it; each
+    from another person, so none is a double click of another."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": f"U{n:010d}", "username": "someone", "team_id": "T0AB12CD3"},
+        "api_app_id": "A0AB12CD3EF",
+        "token": "deprecated-verification-token",
+        "container": {"type": "view", "view_id": f"V{n:010d}"},
+        "trigger_id": "1795000000.123456.0123456789abcdef0123456789abcdef",
+        "team": {"id": "T0AB12CD3", "domain": "acme"},
+        "view": {"id": f"V{n:010d}", "type": "home", "team_id": "T0AB12CD3"},
+        "actions": [
+            {
+                "type": "button",
+                "action_id": "digest_pause",
+                "block_id": "schedule:eng-weekly",
+                "text": {"type": "plain_text", "text": "Pause"},
+                "value": "eng-weekly",
+                "action_ts": "1795000000.000100",
+            }
+        ],
+    }
+    return urlencode({"payload": orjson.dumps(payload).decode()}).encode()
+
+
+# Where each kind of request goes, and as what.
+KINDS = {
+    "events": ("/slack/events", "application/json", event_body),
+    "interactions": ("/slack/interactions", "application/x-www-form-urlencoded", click_body),
+}
+
+
+def write_requests(path: Path, first: int, count: int, secret: str, kind: str = "events") -> None:
+    """`count` distinct signed requests of `kind`: a `#route<TAB>content type` line, then one
+    `timestamp<TAB>signature<TAB>body` a line."""
+    route, content_type, make = KINDS[kind]
     stamp = str(int(time.time()))
     key = secret.encode()
     with path.open("wb") as out:
+        out.write(f"#{route}\t{content_type}\n".encode())
         for n in range(first, first + count):
-            body = event_body(n)
+            body = make(n)
             digest = hmac.new(key, f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
             out.write(f"{stamp}\tv0={digest}\t".encode() + body + b"\n")
 
@@ -135,10 +177,12 @@ async def run_python(url: str, requests_file: Path, seconds: int, connections: i
     """A bounded keep-alive load from asyncio, for machines without wrk (slower than wrk)."""
     host, port = re.match(r"http://([^:/]+):(\d+)", url).groups()  # type: ignore[union-attr]
     prepared = []
-    for line in requests_file.read_bytes().splitlines():
+    header, *lines = requests_file.read_bytes().splitlines()
+    route, content_type = header[1:].decode().split("\t")
+    for line in lines:
         stamp, signature, body = line.split(b"\t", 2)
         head = (
-            f"POST /slack/events HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"POST {route} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
             f"X-Slack-Request-Timestamp: {stamp.decode()}\r\nX-Slack-Signature: "
             f"{signature.decode()}\r\nContent-Length: {len(body)}\r\n\r\n"
         )

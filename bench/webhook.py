@@ -49,15 +49,15 @@ def serve(app: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def measure(
-    app: str, env: dict[str, str], work: Path, args: argparse.Namespace
+    app: str, env: dict[str, str], work: Path, args: argparse.Namespace, kind: str = "events"
 ) -> tuple[Figures, int]:
-    """The figures of the measured run, and how many task messages it left in Redis."""
+    """The figures of the measured run of `kind`, and how many task messages it left in Redis."""
     process, url = serve(app, env)
     queue = redis.Redis.from_url(env["REDIS_URL"])
     try:
-        run(url + "/slack/events", work / "warm-up.tsv", 2, args.connections)
+        run(url, work / f"warm-up-{kind}.tsv", 2, args.connections)
         queue.delete("celery")
-        figures = run(url + "/slack/events", work / "events.tsv", args.seconds, args.connections)
+        figures = run(url, work / f"{kind}.tsv", args.seconds, args.connections)
         return figures, queue.llen("celery")
     finally:
         queue.close()
@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="digests-bench-"))
     # Warm-up and measured runs get events of their own, so no measured request is a duplicate.
-    write_requests(work / "warm-up.tsv", args.events, 50_000, SECRET)
-    write_requests(work / "events.tsv", 0, args.events, SECRET)
+    for kind in ("events", "interactions"):
+        write_requests(work / f"warm-up-{kind}.tsv", args.events, 50_000, SECRET, kind)
+        write_requests(work / f"{kind}.tsv", 0, args.events, SECRET, kind)
     with RedisServer() as server:
         env = {
             **os.environ,
@@ -99,9 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         bare, _ = measure("bench.bare:app", env, work, args)
         ours, queued = measure("webhook:app", env, work, args)
+        clicks, clicked = measure("webhook:app", env, work, args, "interactions")
     ratio = ours.requests_per_second / bare.requests_per_second
     print(line("bare route", bare))
     print(line("/slack/events", ours))
+    print(line("/slack/interactions", clicks))
+    print(
+        f"interactions     {clicks.requests_per_second / bare.requests_per_second:.3f}x the bare "
+        f"route; {clicked:,} task messages for {clicks.requests:,} answered requests"
+    )
     print(f"ratio            {ratio:.3f}x the bare route (goal >= {GOAL_RATIO}x)")
     print(f"p99              {ours.p99_ms:.2f} ms (goal <= {GOAL_P99_MS} ms)")
     print(f"queued           {queued:,} task messages for {ours.requests:,} answered requests")

@@ -19,7 +19,7 @@ from jobs import queue
 from jobs.config import Settings
 from jobs.digest import pipeline
 from jobs.digest.render.blocks import slack_messages
-from jobs.errors import PermanentError, ScheduleError, UnknownSchedule
+from jobs.errors import DigestsError, PermanentError, ScheduleError, UnknownSchedule
 from jobs.scheduling import pause
 from jobs.scheduling.file import schedules_file
 from jobs.scheduling.slots import Schedule
@@ -111,19 +111,83 @@ def clicked_at(action: dict[str, Any]) -> datetime:
     return clicked if abs(clicked - now) < timedelta(days=1) else now
 
 
+UNTIL_OPTIONS = (("until someone resumes it", "-"), ("for 1 day", "1d"), ("for 1 week", "1w"))
+
+
+def pause_dialog(schedule: Schedule) -> dict[str, Any]:
+    """The modal that asks until when to pause; its submission comes back as a
+    `view_submission` with the schedule's name in `private_metadata`."""
+    options = [
+        {"text": {"type": "plain_text", "text": text}, "value": value}
+        for text, value in UNTIL_OPTIONS
+    ]
+    return {
+        "type": "modal",
+        "callback_id": "digest_pause",
+        "private_metadata": schedule.name,
+        "title": {"type": "plain_text", "text": "Pause a digest"},
+        "submit": {"type": "plain_text", "text": "Pause"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"Skip the slots of *{escape(schedule.title)}*"},
+            },
+            {
+                "type": "input",
+                "block_id": "for",
+                "label": {"type": "plain_text", "text": "How long"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "for",
+                    "options": options,
+                    "initial_option": options[0],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "date",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Or until a date"},
+                "element": {"type": "datepicker", "action_id": "date"},
+            },
+        ],
+    }
+
+
+def submitted_until(view: dict[str, Any]) -> str:
+    """What the pause dialog asked for: a date if one was picked, else the choice ("" for until
+    resumed)."""
+    values = (view.get("state") or {}).get("values") or {}
+    date = ((values.get("date") or {}).get("date") or {}).get("selected_date")
+    if date:
+        return str(date)
+    chosen = ((values.get("for") or {}).get("for") or {}).get("selected_option") or {}
+    value = str(chosen.get("value") or "-")
+    return "" if value == "-" else value
+
+
 def handle(payload: Payload, settings: Settings, cache: redis.Redis, web: WebClient) -> str:
     """Carry out one interaction; what was done, for the task's result (no message text)."""
     user = str(payload["user"]["id"])
-    if payload.get("type") != "block_actions":
-        logger.info("interaction %s from %s: nothing to do", payload.get("type"), user)
+    kind = payload.get("type")
+    if kind == "view_submission":
+        view = payload.get("view") or {}
+        if view.get("callback_id") != "digest_pause":
+            logger.info("view_submission from %s: unknown callback id", user)
+            return "unknown view"
+        action_id, name = "digest_pause_until", str(view.get("private_metadata", ""))
+        action: dict[str, Any] = {"until": submitted_until(view)}
+    elif kind == "block_actions":
+        action = (payload.get("actions") or [{}])[0]
+        action_id, name = str(action.get("action_id", "")), str(action.get("value", ""))
+    else:
+        logger.info("interaction %s from %s: nothing to do", kind, user)
         return "ignored"
-    action = (payload.get("actions") or [{}])[0]
-    action_id, name = str(action.get("action_id", "")), str(action.get("value", ""))
-    known = ACTIONS.get(action_id)
-    if known is None and action_id != "digest_preview":
+    if action_id not in VERBS:
         logger.info("interaction from %s: unknown action id %r", user, action_id)
         return "unknown action"
-    verb = known[0] if known else "preview"
+    verb = VERBS[action_id]
     try:
         schedule = schedules_file(settings.schedules_file).read().get(name)
     except UnknownSchedule:
@@ -137,7 +201,7 @@ def handle(payload: Payload, settings: Settings, cache: redis.Redis, web: WebCli
             "broken file",
         )
     else:
-        if known is None:  # a preview: for whoever sees the schedule, privately
+        if action_id == "digest_preview":  # for whoever sees the schedule, privately
             answer, done = preview(settings, web, cache, schedule, user)
         elif not may_operate(schedule, user, settings):
             logger.info("refused %s of %s to %s: not an owner or admin", verb, name, user)
@@ -147,8 +211,49 @@ def handle(payload: Payload, settings: Settings, cache: redis.Redis, web: WebCli
             done = "refused"
         elif not schedule.enabled:
             answer, done = f"No {verb}: `{schedule.name}` is disabled.", "disabled"
+        elif action_id == "digest_pause" and ask_until(web, payload, schedule):
+            return "asked until when"  # the dialog's submission pauses it
+        elif action_id == "digest_pause_until":
+            answer, done = pause_until(schedule, user, cache, str(action["until"]))
         else:
-            answer, done = known[1](schedule, user, cache, clicked_at(action)), verb
+            answer, done = ACTIONS[action_id][1](schedule, user, cache, clicked_at(action)), verb
     call(web, "chat.postMessage", channel=user, text=answer)
     home.publish(settings, web, cache, user)
     return done
+
+
+# Every action id a click or a dialog may carry, and its verb in answers.
+VERBS = {
+    **{action_id: verb for action_id, (verb, _) in ACTIONS.items()},
+    "digest_preview": "preview",
+    "digest_pause_until": "pause",
+}
+
+
+def ask_until(web: WebClient, payload: Payload, schedule: Schedule) -> bool:
+    """Open the pause dialog; False when Slack would not (the click's `trigger_id` lasts 3 s):
+    then the schedule is paused until resumed, as the dialog's first choice says."""
+    trigger = payload.get("trigger_id")
+    if not trigger:
+        return False
+    try:
+        call(web, "views.open", trigger_id=str(trigger), view=pause_dialog(schedule))
+    except DigestsError as error:
+        logger.info("could not open the pause dialog for %s: %s", schedule.name, error)
+        return False
+    return True
+
+
+def pause_until(schedule: Schedule, user: str, cache: redis.Redis, until: str) -> tuple[str, str]:
+    now = datetime.now(UTC)
+    try:
+        end = pause.parse_until(until, now, schedule.zone) if until else None
+    except ScheduleError as error:
+        return f"No pause: {escape(str(error))}.", "bad until"
+    pause.pause(cache, schedule.name, user, now, end)
+    when = (
+        f"until {end.astimezone(schedule.zone):%Y-%m-%d %H:%M %Z}"
+        if end
+        else "until someone resumes it"
+    )
+    return f"Paused `{schedule.name}` {when}: its slots are skipped.", "pause"

@@ -37,6 +37,7 @@ class Slack:
         self.posted: list[dict[str, Any]] = []
         self.direct: list[dict[str, Any]] = []  # direct messages to people, apart from `posted`
         self.views: dict[str, list[dict[str, Any]]] = {}  # user → the Home tabs published, in order
+        self.opened: list[dict[str, Any]] = []  # modals opened, with their trigger_id
         self.last_post = 0
         self.methods: dict[str, Callable[[Args], dict[str, Any] | bytes]] = {
             "auth.test": self.auth_test,
@@ -50,6 +51,7 @@ class Slack:
             "chat.getPermalink": self.chat_get_permalink,
             "conversations.members": self.conversations_members,
             "views.publish": self.views_publish,
+            "views.open": self.views_open,
         }
 
     def channel(self, args: Args, by_name: bool = False) -> dict[str, Any]:
@@ -155,6 +157,16 @@ class Slack:
             raise SlackError("invalid_blocks")
         self.views.setdefault(user, []).append(view)
         return {"ok": True, "view": {**view, "id": f"V{user[1:]}"}}
+
+    def views_open(self, args: Args) -> dict[str, Any]:
+        trigger = str(args.get("trigger_id") or "")
+        if not trigger:
+            raise SlackError("invalid_trigger_id")
+        view = json_arg(args, "view", "invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackError("invalid_arguments")
+        self.opened.append({"trigger_id": trigger, "view": view})
+        return {"ok": True, "view": {**view, "id": f"VM{len(self.opened):08d}"}}
 
     def dm_channel(self, user: str) -> str:
         """The bot's direct message channel with a person: posting to a user ID opens it."""

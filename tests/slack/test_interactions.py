@@ -60,6 +60,28 @@ def click(user: str, action_id: str, value: str, action_ts: str | None = None) -
     }
 
 
+def submission(
+    user: str, schedule: str, choice: str = "-", date: str | None = None
+) -> dict[str, Any]:
+    """The pause dialog's `view_submission`: a choice of how long, or a date."""
+    values: dict[str, Any] = {
+        "for": {"for": {"type": "static_select", "selected_option": {"value": choice}}},
+        "date": {"date": {"type": "datepicker", "selected_date": date}},
+    }
+    return {
+        "type": "view_submission",
+        "team": {"id": "T0001"},
+        "user": {"id": user},
+        "view": {
+            "id": "VM00000001",
+            "hash": f"{time.time():.6f}",
+            "callback_id": "digest_pause",
+            "private_metadata": schedule,
+            "state": {"values": values},
+        },
+    }
+
+
 def form_of(payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     return signed_form({"payload": json.dumps(payload)})
 
@@ -182,9 +204,17 @@ def test_a_member_sees_the_schedules_of_their_channels_without_buttons(home: Hom
 
 
 def test_pause_and_resume_from_the_home_tab(home: Home) -> None:
-    sent = len(home.slack.direct)
+    opened = len(home.slack.slack.opened)
     assert home.send(click(home.owner, "digest_pause", home.eng)) == 200
-    wait_until(lambda: home.client.exists(keys.paused(home.eng)), "the click did not pause")
+    wait_until(lambda: len(home.slack.slack.opened) > opened, "no dialog asked until when")
+    dialog = home.slack.slack.opened[-1]["view"]
+    assert dialog["private_metadata"] == home.eng and dialog["callback_id"] == "digest_pause"
+    assert not home.client.exists(keys.paused(home.eng)), "paused before the dialog was sent"
+    sent = len(home.slack.direct)
+    assert home.send(submission(home.owner, home.eng, "1w")) == 200
+    wait_until(lambda: home.client.exists(keys.paused(home.eng)), "the dialog did not pause")
+    state = json.loads(home.client.get(keys.paused(home.eng)) or "{}")
+    assert state["who"] == home.owner and state["until"]
     wait_until(lambda: len(home.slack.direct) > sent, "no answer in a DM")
     answer = home.slack.direct[-1]
     assert answer["channel"] == home.owner and "Paused" in answer["text"]
@@ -290,3 +320,28 @@ def test_a_private_channels_digest_is_previewed_only_to_its_members(home: Home) 
     wait_until(lambda: len(home.slack.direct) > sent, "no refusal")
     [refusal] = home.slack.direct[sent:]
     assert refusal["text"].startswith(f"No preview of `{home.secret}`: it reads a private channel")
+
+
+def test_a_pause_dialog_with_a_past_date_says_so_and_does_not_pause(home: Home) -> None:
+    sent = len(home.slack.direct)
+    assert home.send(submission(home.owner, home.eng, date="2020-01-01")) == 200
+    wait_until(lambda: len(home.slack.direct) > sent, "no answer to the dialog")
+    assert "that is in the past" in home.slack.direct[-1]["text"]
+    assert not home.client.exists(keys.paused(home.eng))
+
+
+def test_a_dialog_from_someone_no_longer_an_owner_is_refused(home: Home) -> None:
+    sent = len(home.slack.direct)
+    assert home.send(submission(home.member, home.eng, "1d")) == 200
+    wait_until(lambda: len(home.slack.direct) > sent, "no refusal")
+    assert home.slack.direct[-1]["text"].startswith(f"No pause: only the owners of `{home.eng}`")
+    assert not home.client.exists(keys.paused(home.eng))
+
+
+def test_without_a_trigger_id_the_pause_button_pauses_until_resumed(home: Home) -> None:
+    payload = click(home.admin, "digest_pause", home.everyone)
+    del payload["trigger_id"]
+    assert home.send(payload) == 200
+    wait_until(lambda: home.client.exists(keys.paused(home.everyone)), "the click did not pause")
+    assert json.loads(home.client.get(keys.paused(home.everyone)) or "{}")["until"] is None
+    home.client.delete(keys.paused(home.everyone))

@@ -27,6 +27,7 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "conversations.list": frozenset({"channels:read", "groups:read"}),
     "conversations.members": frozenset({"channels:read", "groups:read"}),
     "views.publish": frozenset(),
+    "views.open": frozenset(),
     "users.info": frozenset({"users:read"}),
     "users.list": frozenset({"users:read"}),
 }

@@ -27,6 +27,7 @@ from starlette.testclient import TestClient
 from jobs import keys
 from jobs.config import Settings
 from jobs.queue import QUEUE
+from jobs.scheduling import pause
 from jobs.scheduling.beat import LOCK_INTERVALS
 from jobs.scheduling.due import catch_up
 from jobs.scheduling.file import load
@@ -517,3 +518,30 @@ def test_two_workers_with_embedded_beats_enqueue_each_slot_once(
     leading = sorted(log.count("enqueued slot") for log in logs)
     assert leading[0] == 0 and leading[1] > 0, leading
     assert sum(" stands by" in log for log in logs) == 1
+
+
+def test_a_paused_schedule_under_a_running_beat_skips_its_slots_and_resumes_by_itself(
+    beats: Callable[[], Beat], db: redis.Redis, beat_url: str, schedules_file: Path
+) -> None:
+    write_schedules(schedules_file, {"name": "every-second", "cron": EVERY_SECOND})
+    until = datetime.now(UTC) + timedelta(seconds=5)
+    pause.pause(db, "every-second", "U0OWNER", datetime.now(UTC), until, "freeze")
+    # Slack is a closed port: a run that is not skipped starts (claims its slot) and retries.
+    env = {"SCHEDULES_FILE": str(schedules_file), "SLACK_API_URL": "http://127.0.0.1:9/api/"}
+    worker = Worker(beat_url, env).start()
+    beat = beats()
+    try:
+
+        def skipped() -> list[dict[str, object]]:
+            records = [json.loads(raw) for raw in db.lrange(keys.history("every-second"), 0, -1)]
+            return [r for r in records if r.get("reason") == "paused"]
+
+        wait_until(lambda: len(skipped()) >= 2, beat.log)
+        after = until + 2 * SECOND
+        later = f"every-second@{after.replace(microsecond=0).isoformat()}"
+        wait_until(lambda: db.exists(keys.claim(later)), lambda: worker.log()[-2000:], 30)
+    finally:
+        beat.stop()
+        worker.stop()
+    assert all(datetime.fromisoformat(str(r["slot"])) < until for r in skipped())
+    assert all(r["status"] == "skipped" and not r["manual"] for r in skipped())

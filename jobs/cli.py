@@ -189,6 +189,7 @@ def show_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def status_table(shown: dict[str, Any]) -> list[str]:
     """A status report as a table, one schedule a line, then skipped slots and errors."""
+    from jobs.scheduling.pause import described
     from jobs.scheduling.status import outcome
 
     rows = [("NAME", "ENABLED", "TIMEZONE", "CRON", "NEXT SLOT", "LAST SLOT", "LAST RUN")]
@@ -206,7 +207,7 @@ def status_table(shown: dict[str, Any]) -> list[str]:
     ]
     for row in shown["schedules"]:
         if row["paused"]:
-            lines.append(f"{row['name']} {said_pause(row['paused'])}")
+            lines.append(f"{row['name']} {described(row['paused'])}")
         if row["skipped"]:
             lines.append(f"{row['name']} skipped {', '.join(row['skipped'])}")
     return lines + [f"error: {error}" for error in shown["errors"]]
@@ -221,7 +222,7 @@ def pause_schedule(settings: Settings, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     until = pause.parse_until(args.until, now, schedule.zone) if args.until else None
     state = pause.pause(sync_redis(settings), schedule.name, operator(), now, until, args.reason)
-    print(f"{schedule.name} {said_pause(state.as_dict())}")
+    print(f"{schedule.name} {pause.described(state.as_dict())}")
     return 0
 
 
@@ -265,12 +266,6 @@ def operator() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name in a bare container
         return "cli"
-
-
-def said_pause(state: dict[str, Any]) -> str:
-    until = f" until {state['until']}" if state.get("until") else " until resumed"
-    why = f" ({state['reason']})" if state.get("reason") else ""
-    return f"paused by {state['who']} at {state['when']}{until}{why}"
 
 
 def check_schedules(settings: Settings, args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from jobs import keys
 from jobs.config import Settings
 from jobs.digest.ledger import RunRecord
 from jobs.errors import ScheduleError, UnknownSchedule
-from jobs.scheduling import status
+from jobs.scheduling import pause, status
 from jobs.scheduling.slots import Schedule
 
 RUNS = 50  # runs shown on a schedule's page, newest first
@@ -107,11 +107,7 @@ def row_of(schedule: Schedule, row: dict[str, Any], link: str) -> dict[str, Any]
 
 
 def paused_text(state: dict[str, Any] | None) -> str:
-    if not state:
-        return ""
-    until = f" until {state['until']}" if state.get("until") else " until resumed"
-    why = f": {state['reason']}" if state.get("reason") else ""
-    return f"paused by {state['who']}{until}{why}"
+    return pause.described(state) if state else ""
 
 
 async def schedule_page(request: Request) -> HTMLResponse:

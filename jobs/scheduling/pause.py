@@ -130,3 +130,10 @@ def log(pipe: Any, schedule: str, entry: dict[str, Any]) -> None:
 def actions(client: redis.Redis, schedule: str) -> list[dict[str, Any]]:
     """The schedule's actions, newest first."""
     return [orjson.loads(raw) for raw in client.lrange(keys.actions(schedule), 0, -1)]
+
+
+def described(state: dict[str, Any]) -> str:
+    """A pause in words, for the status table and pages: who, since when, until when, why."""
+    until = f" until {state['until']}" if state.get("until") else " until resumed"
+    why = f" ({state['reason']})" if state.get("reason") else ""
+    return f"paused by {state['who']} at {state['when']}{until}{why}"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import time
 from collections import Counter
@@ -22,14 +21,31 @@ from starlette.routing import Route
 from sandbox.server import BackgroundServer
 from sandbox.service import Service
 from sandbox.slack.arguments import Args, SlackError
+from sandbox.slack.limits import PAGED_2025, Limits
 from sandbox.slack.methods import Slack
 from sandbox.slack.responses import Responses
 from sandbox.workspace import Workspace, generate
 
-# Slack's limits since 2025 for apps not in the Marketplace: these methods take one call a minute
-# per token, and return at most 15 messages a page.
-PACED_2025 = ("conversations.history", "conversations.replies")
-PAGE_2025 = 15
+# What identifies a page of a paged read: two calls with the same asked for the same page.
+PAGE_ARGUMENTS = ("channel", "ts", "oldest", "latest", "cursor", "limit", "inclusive")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call as the simulator answered it: when (monotonic), its HTTP status, the
+    `Retry-After` it was told, and for history and replies the page it asked for."""
+
+    at: float
+    method: str
+    status: int
+    retry_after: float = 0.0
+    page: tuple[str, ...] | None = None
+
+
+def page_of_call(method: str, args: Args) -> tuple[str, ...] | None:
+    if method not in PAGED_2025:
+        return None
+    return (method, *(str(args.get(name, "")) for name in PAGE_ARGUMENTS))
 
 
 @dataclass
@@ -74,8 +90,8 @@ class SlackSimulator(Service):
         self.slack = Slack(self.workspace)
         self.calls: Counter[str] = Counter()
         self.faults: dict[str, list[Fault]] = {}
-        self.minute = 0.0  # with the 2025 limits on, how long Slack's minute lasts here
-        self.next_call: dict[tuple[str, str], float] = {}  # (method, token): when it may call
+        self.limits: Limits | None = None  # Slack's rate limits, when they are on
+        self.traffic: list[Call] = []  # every call, in order, with how it was answered
         self.lock = threading.Lock()
         self.responses = Responses()
         self.app = Starlette(
@@ -85,6 +101,7 @@ class SlackSimulator(Service):
                 Route("/sandbox/responses", self.responses.show),
                 Route("/sandbox/posted", self.show_posted),
                 Route("/sandbox/calls", self.show_calls),
+                Route("/sandbox/traffic", self.show_traffic),
                 Route("/sandbox/faults", self.clear_over_http, methods=["DELETE"]),
                 Route("/sandbox/{control}", self.control, methods=["POST"]),
             ]
@@ -145,36 +162,37 @@ class SlackSimulator(Service):
         that dies waiting for its `ts`)."""
         self.add(method, Fault(None, delay=seconds, times=times, after=after))
 
-    def limit_like_2025(self, minute: float = 60.0) -> None:
+    def limit(
+        self,
+        minute: float = 60.0,
+        *,
+        tiers: bool = True,
+        like_2025: bool = False,
+        page: int | None = None,
+    ) -> None:
+        """Enforce Slack's rate limits (`sandbox.slack.limits`): each method's tier per token
+        over a sliding minute of `minute` seconds, and or the 2025 limits; a refused call gets
+        429 with the seconds until the window has room as `Retry-After`. `page` caps the
+        messages of a history or replies page."""
+        with self.lock:
+            self.limits = Limits(minute, tiers, like_2025, page)
+
+    def limit_like_2025(self, minute: float = 60.0, tiers: bool = False) -> None:
         """Slack's 2025 limits for apps outside the Marketplace: `conversations.history` and
-        `.replies` answer one call a minute per token (429 with the seconds left as
-        `Retry-After` otherwise) and at most 15 messages a page; `minute` (seconds) shortens
-        Slack's minute for tests, and 0 turns the limits off."""
+        `.replies` answer one call a minute per token and at most 15 messages a page (with
+        `tiers`, every other method keeps its tier); 0 turns the limits off."""
         if minute < 0:
             raise ValueError(f"a minute lasts 0 seconds or more, not {minute}")
-        with self.lock:
-            self.minute = minute
-            self.next_call.clear()
-
-    def paced(self, method: str, request: Request) -> float:
-        """Seconds the caller must still wait before this call under the 2025 limits; 0 lets
-        it through, and counts it."""
-        if not self.minute or method not in PACED_2025:
-            return 0.0
-        token = request.headers.get("authorization", "")
-        now = time.monotonic()
-        with self.lock:
-            allowed = self.next_call.get((method, token), 0.0)
-            if now < allowed:
-                return allowed - now
-            self.next_call[(method, token)] = now + self.minute
-        return 0.0
+        if minute == 0:
+            with self.lock:
+                self.limits = None
+            return
+        self.limit(minute, tiers=tiers, like_2025=True)
 
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
-            self.minute = 0.0
-            self.next_call.clear()
+            self.limits = None
 
     def add(self, method: str, fault: Fault) -> None:
         with self.lock:
@@ -196,18 +214,26 @@ class SlackSimulator(Service):
         if delay:
             await asyncio.sleep(delay)
         if refusal is not None:
+            self.traffic.append(Call(time.monotonic(), method, refusal.status or 500))
             return refused(refusal)
-        wait = self.paced(method, request)
-        if wait:
-            # Slack says whole seconds; a shortened minute says fractions, or tests would wait.
-            after = str(math.ceil(wait)) if self.minute >= 60 else f"{wait:.3f}"
-            limited = {"ok": False, "error": "ratelimited"}
-            return json_response(limited, 429, {"Retry-After": after})
         try:
             args = await arguments(request)
-            if self.minute and method in PACED_2025:
-                asked = str(args.get("limit") or "")
-                args["limit"] = min(int(asked), PAGE_2025) if asked.isdigit() else PAGE_2025
+        except SlackError as error:
+            return json_response({"ok": False, "error": error.error})
+        limits = self.limits
+        if limits is not None:
+            token = request.headers.get("authorization", "") or str(args.get("token", ""))
+            wait = limits.admit(method, token, str(args.get("channel", "")))
+            if wait:
+                self.traffic.append(Call(time.monotonic(), method, 429, wait))
+                limited = {"ok": False, "error": "ratelimited"}
+                return json_response(limited, 429, {"Retry-After": limits.retry_after(wait)})
+            asked = str(args.get("limit") or "")
+            size = limits.page_size(method, int(asked) if asked.isdigit() else None)
+            if size is not None:
+                args["limit"] = size
+        self.traffic.append(Call(time.monotonic(), method, 200, page=page_of_call(method, args)))
+        try:
             answer = self.answer(method, args, request)
         except SlackError as error:
             answer = {"ok": False, "error": error.error}
@@ -234,6 +260,24 @@ class SlackSimulator(Service):
     async def show_calls(self, request: Request) -> Response:
         return json_response(dict(self.calls))
 
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per method: calls answered, calls refused with 429, and distinct pages served (for
+        history and replies), over `traffic`."""
+        found: dict[str, dict[str, int]] = {}
+        pages: dict[str, set[tuple[str, ...]]] = {}
+        for call in list(self.traffic):
+            counts = found.setdefault(call.method, {"calls": 0, "429": 0})
+            counts["calls"] += 1
+            counts["429"] += call.status == 429
+            if call.page is not None:
+                pages.setdefault(call.method, set()).add(call.page)
+        for method, served in pages.items():
+            found[method]["distinct pages"] = len(served)
+        return found
+
+    async def show_traffic(self, request: Request) -> Response:
+        return json_response(self.summary())
+
     async def clear_over_http(self, request: Request) -> Response:
         self.clear_faults()
         return json_response({"ok": True})
@@ -245,6 +289,7 @@ class SlackSimulator(Service):
             "fail": self.fail,
             "slow": self.slow,
             "limit_like_2025": self.limit_like_2025,
+            "limit": self.limit,
         }
         switch = switches.get(request.path_params["control"])
         if switch is None:

@@ -378,3 +378,64 @@ def test_generator_uses_the_window_given() -> None:
     workspace = generate(channels=1, messages=50, start=start, end=end)
     stamps = [ts_micros(message["ts"]) for message in next(iter(workspace.messages.values()))]
     assert start.timestamp() * 1e6 <= min(stamps) and max(stamps) < end.timestamp() * 1e6
+
+
+def test_the_tiers_count_each_method_per_token_over_a_sliding_minute(
+    slack: WebClient, sim: SlackSimulator
+) -> None:
+    channel = sim.channel_id("general")
+    sim.traffic.clear()
+    sim.limit(minute=1.0)
+    try:
+        started = time.monotonic()
+        for _ in range(50):  # Tier 3: 50 a minute
+            slack.conversations_history(channel=channel, limit=1)
+        refused = error_of(lambda: slack.conversations_history(channel=channel, limit=1))
+        assert refused.response.status_code == 429
+        wait = float(refused.response.headers["Retry-After"])
+        assert 0 < wait <= 1.0 - (time.monotonic() - started) + 0.05
+        assert slack.users_info(user=sim.workspace.users[0]["id"])["ok"]  # Tier 4 keeps going
+        other = WebClient(token="xoxb-another-app", base_url=sim.url, retry_handlers=[])
+        assert (
+            error_of(lambda: other.conversations_history(channel=channel)).response.data["error"]
+            == "invalid_auth"
+        )  # another token has a minute of its own: refused for auth only
+        time.sleep(wait + 0.01)
+        assert slack.conversations_history(channel=channel, limit=1)["ok"]
+        answered = [c for c in sim.traffic if c.method == "conversations.history"]
+        assert [c.status for c in answered].count(429) == 1
+        assert sim.summary()["conversations.history"]["429"] == 1
+    finally:
+        sim.clear_faults()
+
+
+def test_the_tiers_can_cap_pages_and_count_the_distinct_ones(
+    slack: WebClient, sim: SlackSimulator
+) -> None:
+    channel = sim.channel_id("general")
+    sim.traffic.clear()
+    sim.limit(minute=60, page=40)
+    try:
+        first = slack.conversations_history(channel=channel, limit=999)
+        assert len(first["messages"]) == 40 and first["has_more"]
+        slack.conversations_history(channel=channel, limit=999)
+        slack.conversations_history(
+            channel=channel, limit=999, cursor=first["response_metadata"]["next_cursor"]
+        )
+        assert sim.summary()["conversations.history"] == {"calls": 3, "429": 0, "distinct pages": 2}
+    finally:
+        sim.clear_faults()
+
+
+def test_posts_are_limited_per_channel(slack: WebClient, sim: SlackSimulator) -> None:
+    sim.limit(minute=1.0)
+    try:
+        for _ in range(60):
+            slack.chat_postMessage(channel=sim.channel_id("random"), text="hello")
+        refused = error_of(
+            lambda: slack.chat_postMessage(channel=sim.channel_id("random"), text="x")
+        )
+        assert refused.response.status_code == 429
+        assert slack.chat_postMessage(channel=sim.channel_id("eng"), text="hello")["ok"]
+    finally:
+        sim.clear_faults()

@@ -88,7 +88,8 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
     schedule = schedule_named(settings, args.name)
     now = datetime.now().astimezone()
     cache = sync_redis(settings)
-    built = build(web_client(settings), cache, scheduled(cache, schedule, now), settings=settings)
+    client = web_client(settings, cache)
+    built = build(client, cache, scheduled(cache, schedule, now), settings=settings)
     if args.blocks:
         parts = slack_messages(built.digest, built.names)
         print(json.dumps([{"text": p.text, "blocks": p.blocks} for p in parts], indent=2))
@@ -189,8 +190,10 @@ def show_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def status_table(shown: dict[str, Any]) -> list[str]:
     """A status report as a table, one schedule a line, then skipped slots and errors."""
+    from collections import Counter
+
     from jobs.scheduling.pause import described
-    from jobs.scheduling.status import outcome
+    from jobs.scheduling.status import calls_line, outcome
 
     rows = [("NAME", "ENABLED", "TIMEZONE", "CRON", "NEXT SLOT", "LAST SLOT", "LAST RUN")]
     for row in shown["schedules"]:
@@ -205,11 +208,25 @@ def status_table(shown: dict[str, Any]) -> list[str]:
         + cells[-1]
         for cells in rows
     ]
+    calls: Counter[str] = Counter()
+    limited: Counter[str] = Counter()
     for row in shown["schedules"]:
         if row["paused"]:
             lines.append(f"{row['name']} {described(row['paused'])}")
         if row["skipped"]:
             lines.append(f"{row['name']} skipped {', '.join(row['skipped'])}")
+        slack = row["slack_calls"]
+        if slack and slack["calls"]:
+            line = calls_line(slack["calls"], slack["rate_limited"])
+            late = slack["lateness"]
+            finished = "" if late is None else f"; finished {late:,.1f}s after its slot"
+            lines.append(f"{row['name']} last run's Slack calls: {line}{finished}")
+            calls.update(slack["calls"])
+            limited.update(slack["rate_limited"])
+    if calls:
+        lines.append(
+            f"Slack calls of the last runs: {sum(calls.values()):,} ({calls_line(calls, limited)})"
+        )
     return lines + [f"error: {error}" for error in shown["errors"]]
 
 

@@ -28,9 +28,10 @@ class RateLimited(RetryableError):
 
     kind = "rate limit"
 
-    def __init__(self, method: str, retry_after: float) -> None:
+    def __init__(self, method: str, retry_after: float, asked: float | None = None) -> None:
         super().__init__(f"Slack rate-limited {method}; retry after {retry_after:g}s")
         self.retry_after = retry_after
+        self.asked = asked  # what Slack's Retry-After said, when it said a number
 
 
 class ConfigError(PermanentError):

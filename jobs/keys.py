@@ -137,3 +137,30 @@ UNSUBSCRIBE_KEY = f"{PREFIX}unsubscribe:key"
 def unsubscribed(schedule: str) -> str:
     """A set: the addresses (lower case) that unsubscribed from the schedule's mail."""
     return f"{PREFIX}unsubscribed:{schedule}"
+
+
+# A burst's shared Slack state lives minutes: a back-off as long as Slack asked, pages as long as
+# runs keep reading them.
+PAGE_TTL = 300
+
+
+def pace(token_fingerprint: str, method: str) -> str:
+    """Until when (epoch seconds) every worker on the token backs off `method`: Slack's
+    `Retry-After`."""
+    return f"{PREFIX}pace:{token_fingerprint}:{method}"
+
+
+def pace_turn(token_fingerprint: str, method: str) -> str:
+    """Who calls `method` now, while calls after a back-off go one at a time."""
+    return f"{PREFIX}pace-turn:{token_fingerprint}:{method}"
+
+
+def page(token_fingerprint: str, request: str) -> str:
+    """A page of channel history or thread replies, shared by the runs that read it; `request`
+    is a digest of the method and its arguments."""
+    return f"{PREFIX}page:{token_fingerprint}:{request}"
+
+
+def page_lease(token_fingerprint: str, request: str) -> str:
+    """Held by the run fetching the page, so the others wait for it instead of asking Slack."""
+    return f"{PREFIX}page-lease:{token_fingerprint}:{request}"

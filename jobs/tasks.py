@@ -148,7 +148,8 @@ def handle_command(command: dict[str, Any]) -> dict[str, Any]:
 def handle_interaction(payload: dict[str, Any]) -> dict[str, Any]:
     """A click in the Home tab, verified and deduplicated by the webhook."""
     settings = get_settings()
-    done = interactions.handle(payload, settings, shared_redis(), web_client(settings))
+    cache = shared_redis()
+    done = interactions.handle(payload, settings, cache, web_client(settings, cache))
     return {"type": payload.get("type"), "done": done}
 
 
@@ -169,7 +170,13 @@ def run_digest(
 
     try:
         done = pipeline.run_digest(
-            settings, web_client(settings), shared_redis(), schedule, run, self.request.id, progress
+            settings,
+            web_client(settings, shared_redis(), run.id),
+            shared_redis(),
+            schedule,
+            run,
+            self.request.id,
+            progress,
         )
     except (RetryableError, redis.RedisError) as error:
         done = try_again(self, schedule, run, error)

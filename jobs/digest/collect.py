@@ -2,7 +2,10 @@
 the replies of the few threads the digest shows.
 
 Nothing but the tallies stays in memory. When Slack rate-limits us or fails, the cursor and
-the tallies so far are saved, so the retried task resumes where this one stopped.
+the tallies so far are saved, so the retried task resumes where this one stopped. Pages come
+through `jobs.slack.sharing`, so runs over the same channel ask Slack once: history is read
+back from the window's end without a lower bound, which makes a daily and a weekly digest
+ending at one slot read the same pages (the weekly reads on).
 """
 
 from __future__ import annotations
@@ -11,14 +14,13 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-from slack_sdk import WebClient
-
 from jobs.digest import activity
 from jobs.digest.model import Message, Window
 from jobs.digest.summarize import ChannelTally
 from jobs.errors import RetryableError
 from jobs.garbage import collector_paused
-from jobs.slack.api import next_cursor, pages
+from jobs.slack.api import next_cursor
+from jobs.slack.sharing import SharedPages
 
 # The most `conversations.history` returns in one page: fewer, larger pages are faster.
 PAGE = 999
@@ -31,7 +33,7 @@ Checkpoint = dict[str, Any]
 class Collector:
     def __init__(
         self,
-        client: WebClient,
+        shared: SharedPages,
         window: Window,
         checkpoint: Checkpoint | None,
         save: Callable[[Checkpoint], None],
@@ -39,8 +41,9 @@ class Collector:
         *,
         transcript: bool = False,
     ) -> None:
-        self.client = client
+        self.shared = shared
         self.window = window
+        self.oldest = ts_key(window.oldest)
         self.days = activity.days(window)
         self.transcript = transcript
         self.state: Checkpoint = dict(checkpoint or {})
@@ -59,31 +62,38 @@ class Collector:
             return self.threads(tally, name)
         cursor: str | None = entry["cursor"] if entry else None
         count: int = entry["messages"] if entry else 0
-        history = pages(
-            self.client,
+        history = self.shared.pages(
             "conversations.history",
             cursor,
             channel=channel,
             label=f"#{name}",
-            oldest=self.window.oldest,
             latest=self.window.latest,
             limit=PAGE,
         )
         try:
             with collector_paused():  # a page's thousands of dicts are in no cycle
                 for page in history:
-                    messages = page["messages"]
+                    messages, last = self.in_window(page["messages"])
                     tally.add_page(messages)
                     count += len(messages)
                     self.messages += len(messages)
                     self.progress(self.messages)
-                    cursor = next_cursor(page)
+                    cursor = None if last else next_cursor(page)
+                    if last:
+                        break
         except RetryableError:  # rate limits too: the retried task resumes at this page
             self.state[channel] = self.entry(tally, cursor, count, done=False)
             self.save(self.state)
             raise
         self.state[channel] = self.entry(tally, None, count, done=True)
         return self.threads(tally, name)
+
+    def in_window(self, messages: list[Message]) -> tuple[list[Message], bool]:
+        """The page's messages inside the window, and whether the window starts in it (the
+        page is newest first)."""
+        if not messages or ts_key(messages[-1]["ts"]) > self.oldest:
+            return messages, False
+        return [m for m in messages if ts_key(m["ts"]) > self.oldest], True
 
     def threads(self, tally: ChannelTally, name: str) -> ChannelTally:
         """Fold the replies of the threads the digest shows, each once; resumable by thread."""
@@ -103,8 +113,7 @@ class Collector:
 
     def replies(self, channel: str, name: str, parent: str) -> Iterator[Message]:
         """The thread's messages in the window, its first `REPLY_PAGES` pages."""
-        found = pages(
-            self.client,
+        found = self.shared.pages(
             "conversations.replies",
             channel=channel,
             label=f"#{name}",
@@ -119,3 +128,9 @@ class Collector:
     @staticmethod
     def entry(tally: ChannelTally, cursor: str | None, count: int, done: bool) -> dict[str, Any]:
         return {"cursor": cursor, "done": done, "messages": count, "tally": tally.to_json()}
+
+
+def ts_key(ts: str) -> tuple[int, str]:
+    """A Slack `ts` in an order that holds whatever its number of digits."""
+    seconds, _, fraction = ts.partition(".")
+    return int(seconds), fraction.ljust(6, "0")

@@ -1,8 +1,9 @@
 """Deliver: post a rendered digest to Slack channels and mail it, each exactly once.
 
 Every Slack post carries metadata naming its run, destination and part. Before posting, a
-delivery asks the ledger, then the channel itself, whether that part already landed: a task
-killed between posting and recording finds its post and does not post again.
+delivery asks the ledger whether that part already landed; when the ledger says an earlier try
+began posting there, it also asks the channel: a task killed between posting and recording
+finds its post and does not post again, and a first try asks Slack nothing more.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ EVENT_TYPE = "digest_posted"
 SENT = "sent"
 # A recipient who unsubscribed from the schedule is not mailed; that is not a failure.
 UNSUBSCRIBED = "unsubscribed"
+# The ledger's mark that a try began posting to a channel: only then can a post be unrecorded.
+TRIED = "tried:slack:"
 
 
 def metadata(run: str, channel: str, part: int) -> dict[str, Any]:
@@ -88,9 +91,12 @@ def post(
 ) -> str:
     """Post every part not yet posted (the first to the channel, the rest in its thread)."""
     done = ledger.entries(f"slack:{channel}:")
-    parent = done.get("0") or find_post(client, channel, run, since)
-    # Only an earlier attempt can have posted parts this one has no record of.
-    resumed = parent is not None
+    # Only an earlier try that began posting can have posted parts this one has no record of.
+    tried = ledger.get(TRIED + channel) is not None
+    parent = done.get("0") or (find_post(client, channel, run, since) if tried else None)
+    resumed = tried and parent is not None
+    if not tried:
+        ledger.put(TRIED + channel, "1")  # before the first post, so a crash after it searches
     for part, message in enumerate(parts):
         ts = done.get(str(part))
         if ts is not None:

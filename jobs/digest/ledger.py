@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
@@ -18,9 +18,15 @@ from jobs import keys
 from jobs.connections import text
 from jobs.digest.model import Stats
 
+if TYPE_CHECKING:
+    from jobs.slack.api import CallCounts
+
 CHECKPOINT = "checkpoint"
 RECORD = "record"
 FAILURES = "failures:"  # then the kind: how often it failed so far
+CALLS = "calls:"  # then the method: Slack calls the run made, over all its attempts
+LIMITED = "429:"  # then the method: how many of them Slack refused with 429
+CAPPED = "capped:"  # then the method: the longest Retry-After asked past the cap
 
 
 # What a run's record shows outside: no destinations (addresses) and no figures.
@@ -47,6 +53,10 @@ class RunRecord:
     terms: dict[str, dict[str, int]] | None = None  # each channel's term counts, for topics
     summarizer: str | None = None  # how the summary was made, and why the LLM's was not used
     by: str | None = None  # who asked for a manual run
+    calls: dict[str, int] | None = None  # Slack calls per method, over all attempts
+    rate_limited: dict[str, int] | None = None  # of which Slack answered 429, per method
+    capped: dict[str, float] | None = None  # Retry-After asked past the cap, per method
+    lateness: float | None = None  # seconds from the slot to the end of the run
 
     def as_dict(self) -> dict[str, Any]:
         """The record as JSON keeps it; fields without a value are left out."""
@@ -142,6 +152,31 @@ class Ledger:
             if field.startswith(prefix):
                 out[field[len(prefix) :]] = text(value)
         return out
+
+    def add_calls(self, counts: CallCounts) -> None:
+        """Add a try's Slack calls to the run's, and forget them so none counts twice."""
+        if not counts.calls:
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            for method, count in counts.calls.items():
+                pipe.hincrby(self.key, CALLS + method, count)
+            for method, count in counts.limited.items():
+                pipe.hincrby(self.key, LIMITED + method, count)
+            for method, asked in counts.capped.items():
+                pipe.hset(self.key, CAPPED + method, asked)
+            pipe.expire(self.key, keys.RUN_TTL)
+            pipe.execute()
+        counts.calls.clear()
+        counts.limited.clear()
+        counts.capped.clear()
+
+    def calls(self) -> tuple[dict[str, int], dict[str, int], dict[str, float]]:
+        """The run's Slack calls so far per method: made, refused with 429, and the longest
+        `Retry-After` asked past the cap."""
+        made = {method: int(n) for method, n in self.entries(CALLS).items()}
+        limited = {method: int(n) for method, n in self.entries(LIMITED).items()}
+        capped = {method: float(s) for method, s in self.entries(CAPPED).items()}
+        return made, limited, capped
 
     def checkpoint(self) -> dict[str, Any] | None:
         raw = self.get(CHECKPOINT)

@@ -81,7 +81,7 @@ def answer(
     try:
         channel, window = parse(args, here)
         digest_now(
-            web_client(settings),
+            web_client(settings, cache),
             cache,
             settings.slack_bot_token or "",
             channel=channel,

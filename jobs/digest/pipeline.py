@@ -8,7 +8,9 @@ raised for the task to retry; everything done so far is in the ledger, so the re
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -30,9 +32,11 @@ from jobs.errors import LLMFailed, PermanentError, TokenRevoked
 from jobs.queue import Run
 from jobs.scheduling import pause
 from jobs.scheduling.slots import Schedule
+from jobs.slack.api import CallCounts, Client
 from jobs.slack.directory import Directory, permalink
 from jobs.slack.mrkdwn import plain
 from jobs.slack.revocation import ensure_not_revoked
+from jobs.slack.sharing import SharedPages
 
 Progress = Callable[..., None]
 
@@ -80,16 +84,18 @@ def build(
     save: Callable[[Checkpoint], None] = lambda state: None,
     progress: Progress = lambda **counts: None,
     settings: Settings | None = None,
+    owner: str = "",
 ) -> Built:
     """Collect and summarize the scope's channels over its window; with `summarizer: llm`,
-    `settings` say which LLM writes the summary on top."""
+    `settings` say which LLM writes the summary on top. `owner` (a run) holds the leases of the
+    pages it fetches for others."""
     if "topics" in scope.sections:
         topics.preload()
     directory = Directory(client, cache)
     channels = [directory.channel_id(ref) for ref in scope.channels]
     channel_names = directory.channel_names(channels)
     collector = Collector(
-        client,
+        SharedPages(client, cache, owner or uuid.uuid4().hex),
         scope.window,
         checkpoint,
         save,
@@ -159,8 +165,35 @@ def run_digest(
     task_id: str,
     progress: Progress,
 ) -> RunRecord | Duplicate:
-    """Run the schedule's slot once, whoever else asks for it; returns the run's record."""
+    """Run the schedule's slot once, whoever else asks for it; returns the run's record. Every
+    Slack call the try made is added to the run's count, however the try ends."""
     ledger = Ledger(cache, run.id)
+    counts = client.counts if isinstance(client, Client) else CallCounts()
+    try:
+        done = attempt(settings, client, cache, schedule, run, ledger, task_id, progress)
+    except BaseException:
+        with suppress(redis.RedisError):  # the failure that stopped the try matters more
+            ledger.add_calls(counts)
+        raise
+    ledger.add_calls(counts)
+    if isinstance(done, Duplicate | RunRecord):
+        return done
+    status, details = done
+    return finish(ledger, run, status, details.pop("started"), **details)
+
+
+def attempt(
+    settings: Settings,
+    client: WebClient,
+    cache: redis.Redis,
+    schedule: Schedule,
+    run: Run,
+    ledger: Ledger,
+    task_id: str,
+    progress: Progress,
+) -> RunRecord | Duplicate | tuple[str, dict[str, Any]]:
+    """One try of the run: nothing when another task owns it, the record when it had already
+    finished, else how it ended and what its record says."""
     claim = ledger.claim(task_id)
     if not claim.ours:
         return Duplicate(run.id, claim.owner)
@@ -169,7 +202,7 @@ def run_digest(
         return finished
     started = time.time()
     if not run.manual and pause.paused(cache, schedule.name, datetime.now(UTC)):
-        return finish(ledger, run, "skipped", started, reason="paused")  # asked for: it runs
+        return "skipped", {"started": started, "reason": "paused"}  # asked for: it runs
     timings: dict[str, float] = {}
     try:
         built = build(
@@ -180,13 +213,14 @@ def run_digest(
             save=ledger.save_checkpoint,
             progress=progress,
             settings=settings,
+            owner=run.id,
         )
     except PermanentError as error:
-        return finish(ledger, run, "failed", started, error=str(error))
+        return "failed", {"started": started, "error": str(error)}
     timings["collect"] = round(time.time() - started, 3)
     digest = built.digest
     if schedule.skip_if_quiet and digest.quiet:
-        return finish(ledger, run, "skipped", started, digest=digest, reason="quiet window")
+        return "skipped", {"started": started, "digest": digest, "reason": "quiet window"}
     progress(stage="deliver", messages=digest.totals.messages)
     outcomes = deliver_everywhere(settings, client, cache, schedule, built, ledger, claim.started)
     timings["deliver"] = round(time.time() - started - timings["collect"], 3)
@@ -194,16 +228,13 @@ def run_digest(
     status = (
         "delivered" if not failed else ("failed" if len(failed) == len(outcomes) else "partial")
     )
-    return finish(
-        ledger,
-        run,
-        status,
-        started,
-        digest=digest,
-        destinations=outcomes,
-        timings=timings,
-        summarizer=built.summarizer,
-    )
+    return status, {
+        "started": started,
+        "digest": digest,
+        "destinations": outcomes,
+        "timings": timings,
+        "summarizer": built.summarizer,
+    }
 
 
 def is_success(outcome: str) -> bool:
@@ -272,6 +303,8 @@ def finish(
     **details: Any,
 ) -> RunRecord:
     """Write the run's record to the ledger and the schedule's history, and return it."""
+    calls, limited, capped = ledger.calls()
+    now = time.time()
     record = RunRecord(
         run=run.id,
         schedule=run.schedule,
@@ -280,7 +313,11 @@ def finish(
         by=run.by or None,
         status=status,
         started=started,
-        finished=time.time(),
+        finished=now,
+        lateness=round(now - run.slot.timestamp(), 3),
+        calls=calls or None,
+        rate_limited=limited or None,
+        capped=capped or None,
         window=None if digest is None else digest.window.bounds(),
         totals=None if digest is None else digest.totals.as_dict(),
         terms=None if digest is None else kept_terms(digest),

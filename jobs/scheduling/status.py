@@ -102,6 +102,7 @@ def schedule_status(
 ) -> dict[str, Any]:
     # A disabled schedule has no next run; showing its cron's slots would say otherwise.
     upcoming = schedule.next_slots(now, NEXT_SLOTS) if schedule.enabled else []
+    record = last_record(history, last_slot)
     return {
         "name": schedule.name,
         "cron": schedule.cron,
@@ -112,19 +113,38 @@ def schedule_status(
             for slot in upcoming
         ],
         "last_slot": last_slot,
-        "last_run": last_run(history, last_slot),
+        "last_run": None if record is None else record.outcome(),
         "skipped": skipped,
+        "slack_calls": None if record is None else slack_calls(record),
     }
 
 
-def last_run(history: list[RunRecord], last_slot: str | None) -> dict[str, Any] | None:
-    """The outcome of the last slot's run when it has finished, else of the newest run."""
+def last_record(history: list[RunRecord], last_slot: str | None) -> RunRecord | None:
+    """The last slot's run when it has finished, else the newest run."""
     wanted = instant(last_slot)
-    record = next(
+    return next(
         (r for r in history if wanted is not None and instant(r.slot) == wanted),
         history[0] if history else None,
     )
-    return None if record is None else record.outcome()
+
+
+def slack_calls(record: RunRecord) -> dict[str, Any]:
+    """What the run asked of Slack: calls per method, the 429s among them, and how late it
+    finished after its slot."""
+    return {
+        "calls": record.calls or {},
+        "rate_limited": record.rate_limited or {},
+        "lateness": record.lateness,
+    }
+
+
+def calls_line(totals: dict[str, int], limited: dict[str, int]) -> str:
+    """`conversations.history 12 (2 answered 429), chat.postMessage 4`, busiest first."""
+    ordered = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(
+        f"{method} {count}" + (f" ({limited[method]} answered 429)" if limited.get(method) else "")
+        for method, count in ordered
+    )
 
 
 def in_words(cron: str) -> str:

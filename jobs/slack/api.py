@@ -1,18 +1,28 @@
-"""Calls to Slack's Web API, with every failure sorted into wait, retry, or give up, and the
-cursor loop of its paginated methods."""
+"""Calls to Slack's Web API, with every failure sorted into wait, retry, or give up, paced with
+the other workers on the token, counted per method, and the cursor loop of paginated methods."""
 
 from __future__ import annotations
 
+import logging
+import math
+import uuid
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.error import URLError
 
+import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from jobs.config import Settings
 from jobs.errors import PermanentError, RateLimited, RetryableError
+from jobs.slack.pacing import Pace
+
+logger = logging.getLogger(__name__)
 
 # Errors that a retry cannot fix, with what a person should do about them.
 PERMANENT = {
@@ -28,18 +38,39 @@ PERMANENT = {
 }
 # `ok: false` errors that say Slack itself is struggling.
 TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+# A 429 without a usable `Retry-After` waits this long; a longer one than the cap waits the cap
+# (and the run's record keeps what Slack asked).
+DEFAULT_RETRY_AFTER = 5.0
+MAX_RETRY_AFTER = 300.0
 
 
-def web_client(settings: Settings) -> WebClient:
-    """A client with no retry handlers of its own: a 429 must never sleep inside a worker."""
+@dataclass
+class CallCounts:
+    """What a client asked of Slack: calls per method (429s included), 429s per method, and
+    the longest `Retry-After` Slack asked per method when it was past the cap."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    limited: Counter[str] = field(default_factory=Counter)
+    capped: dict[str, float] = field(default_factory=dict)
+
+
+class Client(WebClient):
+    """A `WebClient` that counts its calls and, given a `Pace`, waits with the other workers."""
+
+    def __init__(self, pace: Pace | None, **options: Any) -> None:
+        super().__init__(**options)
+        self.pace = pace
+        self.counts = CallCounts()
+
+
+def web_client(settings: Settings, cache: redis.Redis | None = None, owner: str = "") -> Client:
+    """A client with no retry handlers of its own: it waits out 429s with every worker on the
+    token through `cache`, and gives a long wait back to the task as `RateLimited`."""
     if not settings.slack_bot_token:
         raise PermanentError("SLACK_BOT_TOKEN is not set: the digest cannot read Slack")
-    return WebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        timeout=30,
-        retry_handlers=[],
-    )
+    token = settings.slack_bot_token
+    pace = None if cache is None else Pace(cache, token, owner or uuid.uuid4().hex)
+    return Client(pace, token=token, base_url=settings.slack_api_url, timeout=30, retry_handlers=[])
 
 
 def call(
@@ -52,6 +83,21 @@ def call(
     if channel:
         params["channel"] = channel
     params = {name: value for name, value in params.items() if value is not None}
+    pace = client.pace if isinstance(client, Client) else None
+    while True:
+        with nullcontext() if pace is None else pace.turn(method):
+            try:
+                return send(client, method, params, label or channel)
+            except RateLimited as limited:
+                if pace is None:
+                    raise
+                pace.back_off(method, limited.retry_after)
+
+
+def send(client: WebClient, method: str, params: dict[str, Any], label: str) -> SlackResponse:
+    counts = client.counts if isinstance(client, Client) else None
+    if counts is not None:
+        counts.calls[method] += 1
     # Blocks and metadata are JSON structures: Slack takes them only in a JSON body.
     structured = any(isinstance(value, list | dict) for value in params.values())
     try:
@@ -59,9 +105,14 @@ def call(
             return client.api_call(method, json=params)
         return client.api_call(method, params=params)
     except SlackApiError as error:
-        raise classify(method, error, label or channel) from None
+        failure = classify(method, error, label)
     except (URLError, TimeoutError, ConnectionError) as error:
         raise RetryableError(f"{method}: {type(error).__name__}") from None
+    if isinstance(failure, RateLimited) and counts is not None:
+        counts.limited[method] += 1
+        if failure.asked is not None and failure.asked > failure.retry_after:
+            counts.capped[method] = max(failure.asked, counts.capped.get(method, 0.0))
+    raise failure from None
 
 
 def classify(method: str, error: SlackApiError, channel: str) -> PermanentError | RetryableError:
@@ -69,7 +120,7 @@ def classify(method: str, error: SlackApiError, channel: str) -> PermanentError 
     status = response.status_code
     if status == 429:
         headers = {name.lower(): value for name, value in response.headers.items()}
-        return RateLimited(method, float(headers.get("retry-after", 1)))
+        return rate_limited(method, headers.get("retry-after"))
     if status >= 500:
         return RetryableError(f"{method}: Slack answered HTTP {status}")
     data = response.data if isinstance(response.data, dict) else {}
@@ -84,7 +135,23 @@ def classify(method: str, error: SlackApiError, channel: str) -> PermanentError 
     return PermanentError(f"Slack refused {method}: {code}")
 
 
-def next_cursor(page: SlackResponse) -> str | None:
+def rate_limited(method: str, header: str | None) -> RateLimited:
+    """The wait a 429 calls for: Slack's `Retry-After` in seconds, capped; a default when it is
+    missing or not a number."""
+    try:
+        asked: float | None = float(header or "")
+    except ValueError:
+        asked = None
+    if asked is None or not math.isfinite(asked) or asked < 0:
+        return RateLimited(method, DEFAULT_RETRY_AFTER)
+    if asked > MAX_RETRY_AFTER:
+        logger.warning(
+            "Slack asked to wait %gs before %s; waiting %gs", asked, method, MAX_RETRY_AFTER
+        )
+    return RateLimited(method, min(asked, MAX_RETRY_AFTER), asked=asked)
+
+
+def next_cursor(page: SlackResponse | dict[str, Any]) -> str | None:
     """Where the next page starts, or None after the last."""
     return (page.get("response_metadata") or {}).get("next_cursor") or None
 

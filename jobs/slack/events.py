@@ -43,7 +43,7 @@ def home_opened(envelope: Envelope, settings: Settings, client: redis.Redis) -> 
     log_arrival(envelope, settings, client)
     event = envelope.get("event") or {}
     if event.get("tab", "home") == "home" and event.get("user"):
-        home.publish(settings, web_client(settings), client, str(event["user"]))
+        home.publish(settings, web_client(settings, client), client, str(event["user"]))
 
 
 def mention(envelope: Envelope, settings: Settings, client: redis.Redis) -> None:

@@ -286,7 +286,7 @@ def test_a_permanent_error_fails_at_once_with_what_to_do(stack: Stack) -> None:
     assert "invite" in record["error"] and "#design" in record["error"]
 
 
-def test_a_429_storm_completes_without_starting_over(stack: Stack, workspace: Workspace) -> None:
+def test_a_429_storm_is_waited_out_in_place_and_counted(stack: Stack, workspace: Workspace) -> None:
     name = stack.schedule("storm", ["#support"])
     stack.slack.calls.clear()
     stack.slack.rate_limit("conversations.history", every=2, retry_after=1)
@@ -294,11 +294,30 @@ def test_a_429_storm_completes_without_starting_over(stack: Stack, workspace: Wo
     record = record_of(done.stdout)
     assert record["totals"]["messages"] == true_totals(workspace, ["support"])["messages"]
     pages = -(-len(workspace.messages[stack.slack.channel_id("support")]) // 999)
-    # Every other call is refused; resuming from the cursor means each page is fetched once.
+    # Every other call is refused and waited out where it is: each page is fetched once, in
+    # one try of the task, and each page after the first is refused once.
     assert pages >= 2
-    assert stack.slack.calls["conversations.history"] <= 2 * pages + 1
-    assert stack.worker.log().count("run storm@") >= pages
-    # Each wait lasts a second or two, so the follower (polling twice a second) shows it.
+    history = stack.slack.calls["conversations.history"]
+    assert history == 2 * pages - 1
+    assert stack.worker.log().count("run storm@") == 1
+    assert record["calls"]["conversations.history"] == history
+    assert record["rate_limited"] == {"conversations.history": pages - 1}
+
+
+def test_a_long_retry_after_hands_the_worker_back_and_resumes(
+    stack: Stack, workspace: Workspace
+) -> None:
+    name = stack.schedule("long-wait", ["#support"])
+    stack.slack.calls.clear()
+    stack.slack.rate_limit("conversations.history", every=2, times=1, retry_after=4)
+    done = stack.run_then_clear_faults(name)
+    record = record_of(done.stdout)
+    assert record["totals"]["messages"] == true_totals(workspace, ["support"])["messages"]
+    pages = -(-len(workspace.messages[stack.slack.channel_id("support")]) // 999)
+    # The second page was refused once: the retried task resumed at it, not from the start.
+    assert stack.slack.calls["conversations.history"] == pages + 1
+    assert stack.worker.log().count("run long-wait@") == 2
+    assert record["rate_limited"] == {"conversations.history": 1}
     waiting = r"^ *[\d.]+s  waiting to try again \(Slack rate-limited conversations.history"
     assert re.search(waiting, done.stderr, re.MULTILINE), done.stderr
 
@@ -363,7 +382,11 @@ def test_under_slacks_2025_limits_a_digest_completes(stack: Stack, workspace: Wo
     messages = workspace.messages[stack.slack.channel_id("support")]
     counted = [m for m in messages if human(m) and start <= float(m["ts"]) < end]
     assert record["totals"]["messages"] == len(counted)
-    assert stack.worker.log().count(f"run {record['run']} waits") > 30
+    # Each page waits out its 429 in place: one refusal a page at most, all in one try.
+    pages = len([m for m in messages if float(m["ts"]) >= start]) // 15 + 1
+    assert 30 < record["rate_limited"]["conversations.history"] <= pages
+    assert record["calls"]["conversations.history"] <= 2 * pages
+    assert stack.worker.log().count(f"run {record['run']} waits") == 0
 
 
 def run_killed_when(stack: Stack, name: str, moment: Callable[[], bool]) -> dict[str, Any]:

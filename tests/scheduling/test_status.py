@@ -101,7 +101,15 @@ def board_of(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with redis.Redis.from_url(url) as client:
         client.set(keys.last_slot(weekly), last.isoformat())
         client.lpush(keys.skipped(weekly), skipped.isoformat())
-        failed = record(schedule, last, "failed", error="the app is not in <!channel>")
+        failed = record(
+            schedule,
+            last,
+            "failed",
+            error="the app is not in <!channel>",
+            calls={"conversations.history": 3, "auth.test": 1},
+            rate_limited={"conversations.history": 1},
+            lateness=5.0,
+        )
         manual = record(schedule, last + timedelta(hours=2), "delivered")
         client.lpush(keys.history(weekly), failed, manual)  # the manual run is the newest
     env = {**environment(url), "SCHEDULES_FILE": str(path), "STATUS_AUTH": STATUS_AUTH}
@@ -142,11 +150,17 @@ def test_schedules_shows_next_slots_last_slot_its_outcome_and_skipped_slots(boar
         },
         "skipped": [schedule.previous_slot(last).isoformat()],
         "paused": None,
+        "slack_calls": {
+            "calls": {"conversations.history": 3, "auth.test": 1},
+            "rate_limited": {"conversations.history": 1},
+            "lateness": 5.0,
+        },
     }
     assert weekly["next"][0]["local"].endswith(("+01:00", "+02:00"))
     assert weekly["next"][0]["utc"].endswith("+00:00")
     assert paused["enabled"] is False and paused["next"] == []
     assert (paused["last_slot"], paused["last_run"], paused["skipped"]) == (None, None, [])
+    assert paused["slack_calls"] is None
 
 
 def test_a_broken_file_is_shown_not_a_500_and_a_fixed_one_is_read_again(
@@ -201,7 +215,8 @@ def test_the_last_run_is_the_last_slots_record_else_the_newest() -> None:
         RunRecord.from_json(record(schedule, slot, "failed", error="boom")),
     ]
     # Beat may spell the slot in UTC: it is the same instant.
-    assert status.last_run(history, slot.astimezone(UTC).isoformat()) == {
+    found = status.last_record(history, slot.astimezone(UTC).isoformat())
+    assert found is not None and found.outcome() == {
         "run": f"s@{slot.isoformat()}",
         "slot": slot.isoformat(),
         "manual": False,
@@ -210,20 +225,28 @@ def test_the_last_run_is_the_last_slots_record_else_the_newest() -> None:
         "finished": slot.timestamp() + 5,
     }
     still_running = (slot + timedelta(days=1)).isoformat()
-    assert status.last_run(history, still_running)["status"] == "delivered"  # type: ignore[index]
-    assert status.last_run([], still_running) is None
+    newest = status.last_record(history, still_running)
+    assert newest is not None and newest.status == "delivered"
+    assert status.last_record([], still_running) is None
 
 
 def test_digests_status_prints_a_table_and_the_same_json_as_the_route(board: Board) -> None:
     table = board.cli()
     assert table.returncode == 0, table.stderr
-    header, weekly, paused, skipped = table.stdout.splitlines()
+    header, weekly, paused, skipped, calls, totals = table.stdout.splitlines()
     columns = ["NAME", "ENABLED", "TIMEZONE", "CRON", "NEXT SLOT", "LAST SLOT", "LAST RUN"]
     assert [c.strip() for c in header.split("  ") if c.strip()] == columns
     assert weekly.startswith(board.weekly) and "Europe/Berlin" in weekly
     assert "failed (" in weekly and weekly.endswith("): the app is not in <!channel>")
     assert paused.split()[:2] == [board.paused, "no"] and paused.endswith("never run")
     assert skipped.startswith(f"{board.weekly} skipped ")
+    assert calls == (
+        f"{board.weekly} last run's Slack calls: conversations.history 3 (1 answered 429), "
+        "auth.test 1; finished 5.0s after its slot"
+    )
+    assert totals == (
+        "Slack calls of the last runs: 4 (conversations.history 3 (1 answered 429), auth.test 1)"
+    )
 
     shown = board.cli("--json")
     assert shown.returncode == 0, shown.stderr

@@ -1,0 +1,110 @@
+"""Pages of history and replies shared by the runs of a burst: Slack is asked for each once.
+
+Many schedules due at one slot read the same busy channels over windows that end at the same
+instant. The first run to need a page takes its lease, fetches it and keeps it in Redis for a
+few minutes; the others wait for it rather than ask Slack again. A run whose lease holder died
+takes the page over once the lease lapses. A page keeps only the fields a digest reads, and
+lives `keys.PAGE_TTL` seconds after it was last read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import redis
+from slack_sdk import WebClient
+
+from jobs import keys
+from jobs.connections import text
+from jobs.slack.api import call, next_cursor
+from jobs.slack.revocation import fingerprint
+
+# How long others wait on a fetcher that may have died: a page and a short pace wait.
+LEASE_MS = 15_000
+POLL = 0.05
+# What a digest reads of a message; everything else stays out of Redis.
+KEPT = (
+    "ts",
+    "user",
+    "text",
+    "subtype",
+    "bot_id",
+    "thread_ts",
+    "reply_count",
+    "reply_users_count",
+    "reactions",
+    "files",
+)
+FILE_KEPT = ("id", "name", "title", "permalink")
+# Give the lease back only if it is still ours.
+RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
+
+Page = dict[str, Any]
+
+
+class SharedPages:
+    """The pages `client` would fetch, through Redis; `owner` (a run) holds their leases, so
+    a retry of the run takes up its own lease at once."""
+
+    def __init__(self, client: WebClient, cache: redis.Redis, owner: str) -> None:
+        self.client = client
+        self.cache = cache
+        self.owner = owner
+        self.token = fingerprint(client.token or "")
+
+    def pages(self, method: str, cursor: str | None = None, **params: Any) -> Iterator[Page]:
+        """Every page of `method` from `cursor` on, as `jobs.slack.api.pages` reads them."""
+        while True:
+            page = self.page(method, cursor=cursor, **params)
+            yield page
+            cursor = next_cursor(page)
+            if cursor is None:
+                return
+
+    def page(self, method: str, **params: Any) -> Page:
+        """One page: kept by another run, or fetched under its lease and kept for the rest."""
+        request = identity(method, params)
+        key = keys.page(self.token, request)
+        lease = keys.page_lease(self.token, request)
+        while True:
+            kept = self.cache.getex(key, ex=keys.PAGE_TTL)
+            if kept is not None:
+                return dict(orjson.loads(kept))
+            taken = self.cache.set(lease, self.owner, nx=True, px=LEASE_MS)
+            if taken or text(self.cache.get(lease) or b"") == self.owner:
+                break
+            time.sleep(POLL)
+        try:
+            page = trimmed(call(self.client, method, **params).data)
+            self.cache.set(key, orjson.dumps(page), ex=keys.PAGE_TTL)
+        finally:
+            self.cache.eval(RELEASE, 1, lease, self.owner)
+        return page
+
+
+def identity(method: str, params: dict[str, Any]) -> str:
+    """The same for two calls that ask Slack for the same page."""
+    asked = orjson.dumps([method, params], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(asked).hexdigest()[:32]
+
+
+def trimmed(data: Any) -> Page:
+    """The page as a digest reads it: its messages' kept fields and where the next page starts."""
+    messages = []
+    for message in data.get("messages") or ():
+        kept = {name: message[name] for name in KEPT if name in message}
+        files = kept.get("files")
+        if files:
+            kept["files"] = [{k: f[k] for k in FILE_KEPT if k in f} for f in files]
+        reactions = kept.get("reactions")
+        if reactions:
+            kept["reactions"] = [
+                {"name": r.get("name"), "count": r.get("count", 0)} for r in reactions
+            ]
+        messages.append(kept)
+    cursor = (data.get("response_metadata") or {}).get("next_cursor") or ""
+    return {"messages": messages, "response_metadata": {"next_cursor": cursor}}

@@ -2,9 +2,10 @@
 
 The simulator serves `big_channel(N)` from a process of its own, so both sides are timed on the
 client only. The baseline pages `conversations.history` (999 a page, the most Slack allows) with
-the same `WebClient` and does nothing else; ours is `pipeline.build` with a private Redis for its
-caches (flushed before every run, so each run resolves names as a cold worker does), then the
-Slack and email renders. Rounds alternate, and the median counts. Memory is a separate pass under
+slack_sdk's `WebClient` as it ships and does nothing else; ours is `pipeline.build` with the
+client a worker uses and a private Redis for its caches and shared pages (flushed before every
+run, so each run resolves names and fetches pages as a cold worker does), then the Slack and
+email renders. Rounds alternate, and the median counts. Memory is a separate pass under
 tracemalloc, which slows Python too much to share a pass with the timings.
 """
 
@@ -36,6 +37,7 @@ from jobs.digest.render.email import email_message
 from jobs.digest.unsubscribe import link_key
 from jobs.queue import Run
 from jobs.scheduling.slots import Schedule
+from jobs.slack.api import Client
 from sandbox.redis_server import RedisServer, free_port
 from sandbox.server import HOST
 from sandbox.slack import SlackSimulator
@@ -84,8 +86,13 @@ def simulator(messages: int) -> Iterator[str]:
 
 
 def client_for(url: str) -> WebClient:
-    # As `jobs.slack.api.web_client` makes it, without needing Settings.
+    """slack_sdk's `WebClient` as it ships, with the options `jobs.slack.api.web_client` gives."""
     return WebClient(token=BOT_TOKEN, base_url=url, timeout=30, retry_handlers=[])
+
+
+def worker_client(url: str) -> Client:
+    """The client a worker runs a digest with (`jobs.slack.api.web_client`, without Settings)."""
+    return Client(None, token=BOT_TOKEN, base_url=url, timeout=30, retry_handlers=[])
 
 
 def baseline(client: WebClient, channel: str) -> int:
@@ -174,7 +181,7 @@ def measure(messages: int, rounds: int, cache: redis.Redis) -> Figures:
             c["id"] for c in client.conversations_list()["channels"] if c["name"] == "firehose"
         )
         run_baseline = partial(baseline, client, channel)
-        run_ours = partial(ours, client, cache)
+        run_ours = partial(ours, worker_client(url), cache)
         run_baseline()  # warm-up: imports, templates, the simulator's first pages
         run_ours()
         baseline_times, ours_times = [], []

@@ -28,7 +28,7 @@ from jobs.digest.ledger import Duplicate, Ledger, RunRecord
 from jobs.errors import RateLimited, RetryableError, ShuttingDown
 from jobs.logs import configure_logging
 from jobs.scheduling.file import schedules_file
-from jobs.scheduling.slots import Schedule
+from jobs.scheduling.slots import Schedule, read_alongside
 from jobs.sentry import check_in, init_sentry
 from jobs.slack import commands, events, interactions
 from jobs.slack.api import web_client
@@ -160,8 +160,10 @@ def run_digest(
     """One schedule's digest for one slot (an ISO-8601 instant, or the moment a manual run was
     asked for); the run's record is the result."""
     settings = get_settings()
-    schedule = schedules_file(settings.schedules_file).read().get(schedule_name)
+    loaded = schedules_file(settings.schedules_file).read()
+    schedule = loaded.get(schedule_name)
     run = queue.Run(schedule.name, datetime.fromisoformat(slot), manual, by)
+    alongside = read_alongside(schedule, loaded.schedules.values(), run.slot)
 
     def progress(**counts: Any) -> None:
         if self.lease is not None and self.lease.handing_back.is_set():
@@ -177,6 +179,7 @@ def run_digest(
             run,
             self.request.id,
             progress,
+            alongside=alongside,
         )
     except (RetryableError, redis.RedisError) as error:
         done = try_again(self, schedule, run, error)

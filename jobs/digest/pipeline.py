@@ -52,6 +52,8 @@ class Scope:
     previous: Stats | None = None  # the figures the change is counted against
     terms: dict[str, dict[str, int]] | None = None  # the previous run's, for rising topics
     summarizer: str = "extractive"
+    # Channels other runs read over a window with the same end: their pages are kept for them.
+    shared: frozenset[str] = frozenset()
 
 
 def scheduled(cache: redis.Redis, schedule: Schedule, slot: datetime) -> Scope:
@@ -94,8 +96,9 @@ def build(
     directory = Directory(client, cache)
     channels = [directory.channel_id(ref) for ref in scope.channels]
     channel_names = directory.channel_names(channels)
+    shared = {c for c in channels if c in scope.shared or channel_names[c] in scope.shared}
     collector = Collector(
-        SharedPages(client, cache, owner or uuid.uuid4().hex),
+        SharedPages(client, cache, owner or uuid.uuid4().hex, shared),
         scope.window,
         checkpoint,
         save,
@@ -164,13 +167,16 @@ def run_digest(
     run: Run,
     task_id: str,
     progress: Progress,
+    *,
+    alongside: frozenset[str] = frozenset(),
 ) -> RunRecord | Duplicate:
     """Run the schedule's slot once, whoever else asks for it; returns the run's record. Every
-    Slack call the try made is added to the run's count, however the try ends."""
+    Slack call the try made is added to the run's count, however the try ends. `alongside`
+    are the channels other runs read over the same window end (`slots.read_alongside`)."""
     ledger = Ledger(cache, run.id)
     counts = client.counts if isinstance(client, Client) else CallCounts()
     try:
-        done = attempt(settings, client, cache, schedule, run, ledger, task_id, progress)
+        done = attempt(settings, client, cache, schedule, run, ledger, task_id, progress, alongside)
     except BaseException:
         with suppress(redis.RedisError):  # the failure that stopped the try matters more
             ledger.add_calls(counts)
@@ -191,6 +197,7 @@ def attempt(
     ledger: Ledger,
     task_id: str,
     progress: Progress,
+    alongside: frozenset[str],
 ) -> RunRecord | Duplicate | tuple[str, dict[str, Any]]:
     """One try of the run: nothing when another task owns it, the record when it had already
     finished, else how it ended and what its record says."""
@@ -208,7 +215,7 @@ def attempt(
         built = build(
             client,
             cache,
-            scheduled(cache, schedule, run.slot),
+            replace(scheduled(cache, schedule, run.slot), shared=alongside),
             checkpoint=ledger.checkpoint(),
             save=ledger.save_checkpoint,
             progress=progress,

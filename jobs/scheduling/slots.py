@@ -11,6 +11,7 @@ import copy
 import hashlib
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -136,6 +137,19 @@ class Schedule:
         # after, which puts the jump between the two readings.
         later = wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
         return _transition(self.zone, later, first.astimezone(UTC))
+
+
+def read_alongside(
+    schedule: Schedule, schedules: Iterable[Schedule], slot: datetime
+) -> frozenset[str]:
+    """The channels (IDs, or names without '#') other enabled schedules read over a window that
+    ends at `slot` too: the pages of those a run keeps for the others of its burst."""
+    return frozenset(
+        ref.removeprefix("#")
+        for other in schedules
+        if other.name != schedule.name and other.enabled and other.is_slot(slot)
+        for ref in other.channels
+    )
 
 
 @lru_cache(maxsize=65536)

@@ -1,5 +1,5 @@
 """Pacing with every other worker on a token: when Slack answers 429 for a method, all of them
-wait out its `Retry-After`, then call that method one at a time until the back-off lapses.
+wait out its `Retry-After`, then call that method one at a time for a minute after it.
 
 The wait is what Slack said, shared through Redis; there is no table of rates, since limits
 differ by plan, by app and over time. Other methods and other tokens keep going. A short wait
@@ -24,6 +24,8 @@ SLEEP_LIMIT = 3.0
 # The longest a caller holds the turn: the client's timeout, and a margin; a crashed holder's
 # turn lapses after it.
 TURN_SECONDS = 35.0
+# After a back-off, calls go one at a time for as long as Slack counts its limits over: a minute.
+IN_TURN = 60.0
 POLL = 0.02
 
 # Raise the back-off to `until` (epoch seconds) unless a later one is set; it lasts `ttl` ms.
@@ -78,7 +80,7 @@ class Pace:
 
     def back_off(self, method: str, seconds: float) -> None:
         """Every caller of `method` on this token waits `seconds`, then goes one at a time for
-        as long again."""
+        `IN_TURN` seconds more."""
         until = time.time() + seconds
-        ttl = int(2 * max(seconds, 1.0) * 1000)
+        ttl = int((seconds + IN_TURN) * 1000)
         self.cache.eval(BACK_OFF, 1, keys.pace(self.token, method), f"{until:.6f}", ttl)

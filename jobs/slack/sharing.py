@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Collection, Iterator
+from typing import Any, cast
 
 import orjson
 import redis
 from slack_sdk import WebClient
 
 from jobs import keys
-from jobs.connections import text
 from jobs.slack.api import call, next_cursor
 from jobs.slack.revocation import fingerprint
 
@@ -27,33 +26,56 @@ from jobs.slack.revocation import fingerprint
 LEASE_MS = 15_000
 POLL = 0.05
 # What a digest reads of a message; everything else stays out of Redis.
-KEPT = (
-    "ts",
-    "user",
-    "text",
-    "subtype",
-    "bot_id",
-    "thread_ts",
-    "reply_count",
-    "reply_users_count",
-    "reactions",
-    "files",
+KEPT = frozenset(
+    (
+        "ts",
+        "user",
+        "text",
+        "subtype",
+        "bot_id",
+        "thread_ts",
+        "reply_count",
+        "reply_users_count",
+        "reactions",
+        "files",
+    )
 )
 FILE_KEPT = ("id", "name", "title", "permalink")
-# Give the lease back only if it is still ours.
+# The kept page (its TTL renewed), else "" once the lease is ours (taken now, or already ours
+# from an earlier try of the run), else nothing: another run is fetching it.
+# KEYS: page, lease. ARGV: owner, page TTL (s), lease (ms).
+GET_OR_LEASE = """
+local kept = redis.call('GETEX', KEYS[1], 'EX', ARGV[2])
+if kept then return kept end
+local holder = redis.call('GET', KEYS[2])
+if holder == ARGV[1] or not holder then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+  return ''
+end
+return false
+"""
+# Keep the page for the others and give the lease back if it is still ours.
+# KEYS: page, lease. ARGV: owner, page TTL (s), the page.
+KEEP = """
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+"""
 RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
 
 Page = dict[str, Any]
 
 
 class SharedPages:
-    """The pages `client` would fetch, through Redis; `owner` (a run) holds their leases, so
-    a retry of the run takes up its own lease at once."""
+    """The pages `client` would fetch, through Redis for the `channels` other runs read too;
+    `owner` (a run) holds their leases, so a retry of the run takes up its own lease at once."""
 
-    def __init__(self, client: WebClient, cache: redis.Redis, owner: str) -> None:
+    def __init__(
+        self, client: WebClient, cache: redis.Redis, owner: str, channels: Collection[str]
+    ) -> None:
         self.client = client
         self.cache = cache
         self.owner = owner
+        self.channels = channels
         self.token = fingerprint(client.token or "")
 
     def pages(self, method: str, cursor: str | None = None, **params: Any) -> Iterator[Page]:
@@ -66,29 +88,33 @@ class SharedPages:
                 return
 
     def page(self, method: str, **params: Any) -> Page:
-        """One page: kept by another run, or fetched under its lease and kept for the rest."""
+        """One page: kept by another run, or fetched under its lease and kept for the rest; a
+        page nobody else reads is only fetched."""
+        if params.get("channel") not in self.channels:
+            return cast(Page, call(self.client, method, **params).data)
         request = identity(method, params)
         key = keys.page(self.token, request)
         lease = keys.page_lease(self.token, request)
         while True:
-            kept = self.cache.getex(key, ex=keys.PAGE_TTL)
-            if kept is not None:
+            kept = self.cache.eval(GET_OR_LEASE, 2, key, lease, self.owner, keys.PAGE_TTL, LEASE_MS)
+            if kept:
                 return dict(orjson.loads(kept))
-            taken = self.cache.set(lease, self.owner, nx=True, px=LEASE_MS)
-            if taken or text(self.cache.get(lease) or b"") == self.owner:
+            if kept is not None:
                 break
             time.sleep(POLL)
         try:
             page = trimmed(call(self.client, method, **params).data)
-            self.cache.set(key, orjson.dumps(page), ex=keys.PAGE_TTL)
-        finally:
+        except BaseException:
             self.cache.eval(RELEASE, 1, lease, self.owner)
+            raise
+        self.cache.eval(KEEP, 2, key, lease, self.owner, keys.PAGE_TTL, orjson.dumps(page))
         return page
 
 
 def identity(method: str, params: dict[str, Any]) -> str:
-    """The same for two calls that ask Slack for the same page."""
-    asked = orjson.dumps([method, params], option=orjson.OPT_SORT_KEYS)
+    """The same for two calls that ask Slack for the same page, however they name it."""
+    named = {name: value for name, value in params.items() if name != "label"}
+    asked = orjson.dumps([method, named], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(asked).hexdigest()[:32]
 
 
@@ -96,7 +122,7 @@ def trimmed(data: Any) -> Page:
     """The page as a digest reads it: its messages' kept fields and where the next page starts."""
     messages = []
     for message in data.get("messages") or ():
-        kept = {name: message[name] for name in KEPT if name in message}
+        kept = {name: value for name, value in message.items() if name in KEPT}
         files = kept.get("files")
         if files:
             kept["files"] = [{k: f[k] for k in FILE_KEPT if k in f} for f in files]

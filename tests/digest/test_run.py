@@ -21,6 +21,9 @@ import redis
 from starlette.testclient import TestClient
 
 from jobs.config import Settings
+from jobs.digest.ledger import Ledger
+from jobs.queue import Run, enqueue, run_job
+from jobs.scheduling.file import load
 from sandbox.llm import Faults, LLMStub
 from sandbox.slack import SlackSimulator
 from sandbox.smtp_sink import SmtpSink
@@ -627,3 +630,44 @@ def test_a_mention_that_cannot_be_served_is_answered_in_its_thread(stack: Stack)
     reply = stack.slack.posted[before]
     assert reply["thread_ts"] == mention["event"]["ts"]
     assert reply["text"] == "No digest: there is no channel #nowhere that the app can see"
+
+
+def test_a_burst_at_one_slot_asks_slack_for_each_page_once(
+    stack: Stack, workspace: Workspace
+) -> None:
+    """Four schedules due at one Monday 09:00 read two shared channels, one of them over a day
+    rather than the week: every history and replies page is fetched once, by one of them."""
+    names = [
+        stack.schedule(f"burst-{i}", ["#support", "#random"], deliver={"slack": ["#eng-digest"]})
+        for i in range(3)
+    ]
+    names.append(
+        stack.schedule("burst-daily", ["#random"], window="24h", deliver={"slack": ["#eng-digest"]})
+    )
+    schedules = load(stack.schedules)
+    now = datetime.now(UTC)
+    slot = schedules[names[0]].latest_slot(now)
+    cache = redis.Redis.from_url(stack.redis_url)
+    stack.slack.traffic.clear()
+    runs = [Run(name, slot) for name in names]
+    for run in runs:
+        enqueue(cache, run_job(schedules[run.schedule], run))
+    wait_until(lambda: all(Ledger(cache, run.id).record() for run in runs), timeout=90)
+    records = [Ledger(cache, run.id).record() for run in runs]
+    assert all(record and record.status == "delivered" for record in records), records
+    summary = stack.slack.summary()
+    for method in ("conversations.history", "conversations.replies"):
+        assert summary[method]["calls"] == summary[method]["distinct pages"] > 0, summary
+        # Each call is in the record of the run that made it, and in no other.
+        counted = sum((record.calls or {}).get(method, 0) for record in records if record)
+        assert counted == summary[method]["calls"]
+    # A first try looks for no earlier post: no history call on the destination.
+    destination = stack.slack.channel_id("eng-digest")
+    paged = [call.page for call in stack.slack.traffic if call.page]
+    assert not [page for page in paged if page[0:2] == ("conversations.history", destination)]
+    for record in records:
+        assert record is not None and record.lateness is not None
+        assert record.lateness == pytest.approx(record.finished - slot.timestamp(), abs=0.01)
+    shared = list(cache.scan_iter("digests:page:*"))
+    assert shared and all(0 < cache.ttl(key) <= 300 for key in shared)
+    cache.close()

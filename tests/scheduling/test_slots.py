@@ -16,7 +16,7 @@ from freezegun import freeze_time
 from jobs.cli import main
 from jobs.config import get_settings
 from jobs.errors import ScheduleError
-from jobs.scheduling.slots import Schedule, format_duration, parse_slot
+from jobs.scheduling.slots import Schedule, format_duration, parse_slot, read_alongside
 
 
 def schedule(cron: str, timezone: str = "UTC") -> Schedule:
@@ -322,3 +322,19 @@ def test_a_cron_that_never_fires_is_an_error_not_a_crash() -> None:
         never.next_slot(moment)
     with pytest.raises(ScheduleError, match="has no slot before 2027-01-01"):
         never.latest_slot(moment)
+
+
+def test_channels_read_alongside_are_those_of_other_schedules_due_at_the_same_instant() -> None:
+    monday_nine = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    mine = Schedule("weekly", "0 9 * * MON", ("#eng", "#support"))
+    others = [
+        mine,
+        Schedule("daily", "0 9 * * *", ("#eng", "C0123ABCD")),
+        # 10:00 in Berlin is 09:00 UTC: the same instant.
+        Schedule("berlin", "0 10 * * MON", ("#design",), timezone="Europe/Berlin"),
+        Schedule("later", "30 9 * * MON", ("#random",)),
+        Schedule("off", "0 9 * * MON", ("#leadership",), enabled=False),
+    ]
+    assert read_alongside(mine, others, monday_nine) == {"eng", "C0123ABCD", "design"}
+    # An ad-hoc moment (a manual run) is nobody's slot.
+    assert read_alongside(mine, others, monday_nine + timedelta(seconds=7)) == frozenset()

@@ -42,12 +42,15 @@ def sim() -> Iterator[SlackSimulator]:
         yield simulator
 
 
-def shared(sim: SlackSimulator, cache: redis.Redis, owner: str) -> SharedPages:
+def shared(
+    sim: SlackSimulator, cache: redis.Redis, owner: str, channel: str = "eng"
+) -> SharedPages:
+    """A run's view of the pages, sharing those of `channel` (other runs read it too)."""
     own = redis.Redis(
         connection_pool=redis.ConnectionPool(**cache.connection_pool.connection_kwargs)
     )
     client = Client(None, token=sim.token, base_url=sim.url, retry_handlers=[])
-    return SharedPages(client, own, owner)
+    return SharedPages(client, own, owner, {sim.channel_id(channel)})
 
 
 def history(reader: SharedPages, channel: str) -> list[dict[str, Any]]:
@@ -134,3 +137,15 @@ def test_an_app_removed_from_the_channel_mid_burst_fails_every_reader_clearly(
         assert isinstance(error, PermanentError)
         assert "the app is not in" in str(error)
     assert not list(cache.scan_iter(keys.page_lease("*", "*")))  # nobody waits on a lease
+
+
+def test_a_channel_no_other_run_reads_is_fetched_and_not_kept(
+    sim: SlackSimulator, cache: redis.Redis
+) -> None:
+    sim.traffic.clear()
+    first = history(shared(sim, cache, "run-1", channel="general"), sim.channel_id("eng"))
+    second = history(shared(sim, cache, "run-2", channel="general"), sim.channel_id("eng"))
+    assert first == second and len(first) > 400
+    summary = sim.summary()["conversations.history"]
+    assert summary["calls"] == 2 * summary["distinct pages"]
+    assert not list(cache.scan_iter("digests:page*"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import digest, limits, preview, schedules, webhook
+from bench import burst, digest, limits, preview, schedules, webhook
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "webhook": webhook.main,
@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "preview": preview.main,
     "schedules": schedules.main,
     "limits": limits.main,
+    "burst": burst.main,
 }
 
 

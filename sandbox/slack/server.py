@@ -58,7 +58,7 @@ class Fault:
     delay: float = 0.0
     every: int = 1
     times: int | None = None
-    retry_after: int = 1
+    retry_after: int | str | None = 1  # the header as sent; None sends none
     after: bool = False  # delay the answer after the call took effect, not before
     seen: int = 0
 
@@ -139,10 +139,16 @@ class SlackSimulator(Service):
         raise KeyError(f"the sandbox workspace has no channel named {wanted!r}")
 
     def rate_limit(
-        self, method: str, *, every: int = 1, times: int | None = None, retry_after: int = 1
+        self,
+        method: str,
+        *,
+        every: int = 1,
+        times: int | None = None,
+        retry_after: int | str | None = 1,
     ) -> None:
         """Answer 429 `ratelimited` with `Retry-After` to every `every`th call of `method` ("*":
-        any), `times` times or until cleared."""
+        any), `times` times or until cleared; `retry_after` None leaves the header out, and a
+        text sends it as it is (Slack's header is seconds, but a client must survive others)."""
         self.add(method, Fault(429, every=every, times=times, retry_after=retry_after))
 
     def fail(
@@ -330,7 +336,8 @@ async def arguments(request: Request) -> Args:
 def refused(fault: Fault) -> Response:
     if fault.status == 429:
         body = {"ok": False, "error": "ratelimited"}
-        return json_response(body, 429, {"Retry-After": str(fault.retry_after)})
+        wait = fault.retry_after
+        return json_response(body, 429, None if wait is None else {"Retry-After": str(wait)})
     return json_response({"ok": False, "error": "internal_error"}, fault.status or 500)
 
 

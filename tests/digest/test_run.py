@@ -671,3 +671,35 @@ def test_a_burst_at_one_slot_asks_slack_for_each_page_once(
     shared = list(cache.scan_iter("digests:page:*"))
     assert shared and all(0 < cache.ttl(key) <= 300 for key in shared)
     cache.close()
+
+
+def test_a_worker_killed_while_fetching_a_shared_page_delivers_every_run_once(
+    stack: Stack, workspace: Workspace
+) -> None:
+    """Both runs of a burst are killed while one of them holds the lease of a page the other
+    waits for: the page is fetched again, and each run delivers once."""
+    names = [
+        stack.schedule(f"lease-{i}", ["#general"], deliver={"slack": ["#eng-digest"]})
+        for i in range(2)
+    ]
+    schedules = load(stack.schedules)
+    slot = schedules[names[0]].latest_slot(datetime.now(UTC))
+    cache = redis.Redis.from_url(stack.redis_url)
+    calls = stack.slack.calls["conversations.history"]
+    stack.slack.slow("conversations.history", 3, times=1)
+    runs = [Run(name, slot) for name in names]
+    for run in runs:
+        enqueue(cache, run_job(schedules[run.schedule], run))
+    wait_until(lambda: stack.slack.calls["conversations.history"] > calls)
+    time.sleep(0.3)  # the other run is waiting on the lease by now
+    for pid in stack.worker.children():
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: all(Ledger(cache, run.id).record() for run in runs), timeout=120)
+    assert stack.slack.calls["conversations.history"] >= calls + 2  # the killed fetch, again
+    for run in runs:
+        record = Ledger(cache, run.id).record()
+        assert record is not None and record.status == "delivered", record
+        assert record.totals is not None and record.totals["messages"] > 0
+        posts = stack.posts_for(run.id)
+        assert [p["metadata"]["event_payload"]["part"] for p in posts] == list(range(len(posts)))
+    cache.close()

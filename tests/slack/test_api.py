@@ -1,12 +1,19 @@
-"""How a 429's `Retry-After` becomes a wait: Slack's number, a default, or a cap."""
+"""How a 429's `Retry-After` becomes a wait (Slack's number, a default, or a cap), and how a
+run counts its calls."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
+import redis
 
-from jobs.slack.api import DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, rate_limited
+from jobs.digest.ledger import Ledger
+from jobs.errors import RateLimited
+from jobs.slack.api import DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, Client, call, rate_limited
+from sandbox.slack import SlackSimulator
+from sandbox.workspace import generate
 
 
 @pytest.mark.parametrize("header", [None, "", "soon", "nan", "inf", "-3"])
@@ -28,3 +35,38 @@ def test_a_huge_retry_after_is_capped_logged_and_kept(caplog: pytest.LogCaptureF
     assert limited.retry_after == MAX_RETRY_AFTER
     assert limited.asked == 86400
     assert "86400s before conversations.replies" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SlackSimulator]:
+    with SlackSimulator(generate(seed=3, channels=1, messages=5)) as simulator:
+        yield simulator
+
+
+@pytest.mark.parametrize(("header", "wait"), [(None, DEFAULT_RETRY_AFTER), ("soon", 5.0)])
+def test_slack_refusing_without_a_usable_retry_after_waits_the_default(
+    sim: SlackSimulator, header: str | None, wait: float
+) -> None:
+    sim.rate_limit("auth.test", times=1, retry_after=header)
+    client = Client(None, token=sim.token, base_url=sim.url, retry_handlers=[])
+    with pytest.raises(RateLimited) as raised:
+        call(client, "auth.test")
+    assert raised.value.retry_after == wait
+    assert call(client, "auth.test")["ok"]
+    assert client.counts.calls["auth.test"] == 2 and client.counts.limited["auth.test"] == 1
+
+
+def test_a_capped_retry_after_is_kept_in_the_runs_record(
+    sim: SlackSimulator, redis_client: redis.Redis
+) -> None:
+    sim.rate_limit("auth.test", times=1, retry_after=86400)
+    client = Client(None, token=sim.token, base_url=sim.url, retry_handlers=[])
+    with pytest.raises(RateLimited) as raised:
+        call(client, "auth.test")
+    assert raised.value.retry_after == MAX_RETRY_AFTER
+    call(client, "auth.test")
+    ledger = Ledger(redis_client, "capped@2026-12-07T09:00:00+00:00")
+    redis_client.delete(ledger.key)
+    ledger.add_calls(client.counts)
+    ledger.add_calls(client.counts)  # counted once: adding forgets them
+    assert ledger.calls() == ({"auth.test": 2}, {"auth.test": 1}, {"auth.test": 86400.0})

@@ -41,14 +41,25 @@ EVENT_SCOPES: dict[str, frozenset[str]] = {
 PLACEHOLDER_HOST = "digests.example.com"
 
 
-# The module that calls Slack's Web API, and its functions that take the method's name.
+# The module that calls Slack's Web API, and its functions that take the method's name; the
+# shared pages (`SharedPages.pages` and `.page`, on an object named `shared`) take it too, and
+# pass it on to `call`.
 API = ROOT / "jobs/slack/api.py"
 WRAPPERS = ("call", "pages")
+SHARING = ROOT / "jobs/slack/sharing.py"
+SHARED = ("pages", "page")
+
+
+def shared(value: ast.expr) -> bool:
+    """Whether the object is a `SharedPages`, as the code names them (`shared`, `self.shared`)."""
+    name = value.attr if isinstance(value, ast.Attribute) else getattr(value, "id", "")
+    return name == "shared"
 
 
 def web_api_methods() -> set[str]:
     """Every Slack Web API method jobs/ and webhook/ call: through `jobs.slack.api`'s `call` or
-    `pages`, `WebClient.api_call`, or a WebClient method such as `client.chat_postMessage`."""
+    `pages`, `SharedPages`, `WebClient.api_call`, or a WebClient method such as
+    `client.chat_postMessage`."""
     client_methods = {
         name
         for name in dir(WebClient)
@@ -69,7 +80,9 @@ def web_api_methods() -> set[str]:
             where = f"{path.relative_to(ROOT)}:{node.lineno}"
             if isinstance(func, ast.Name) and func.id in wrappers:
                 argument = node.args[1] if len(node.args) > 1 else None
-            elif isinstance(func, ast.Attribute) and func.attr == "api_call":
+            elif isinstance(func, ast.Attribute) and (
+                func.attr == "api_call" or (func.attr in SHARED and shared(func.value))
+            ):
                 argument = node.args[0] if node.args else None
             elif isinstance(func, ast.Attribute) and func.attr in client_methods:
                 methods.add(func.attr.replace("_", "."))
@@ -80,7 +93,7 @@ def web_api_methods() -> set[str]:
                 methods.add(argument.value)
             else:
                 # Only the wrapper itself may pass on a method it was given.
-                inside_wrapper = path == API
+                inside_wrapper = path in (API, SHARING)
                 assert inside_wrapper and isinstance(argument, ast.Name), (
                     f"{where}: cannot tell which Slack method this calls"
                 )

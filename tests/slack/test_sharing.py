@@ -87,11 +87,13 @@ def test_a_page_is_fetched_once_for_many_readers(sim: SlackSimulator, cache: red
     ]
     assert len(expected) > 400
     sim.traffic.clear()
+    sim.limit(minute=1.0)  # Slack's tiers, over a one-second minute
     sim.slow("conversations.history", 0.05)  # the readers overlap
     read = read_together(sim, cache, 6)
     assert read == [expected] * 6
     summary = sim.summary()["conversations.history"]
     assert summary["calls"] == summary["distinct pages"] == -(-len(expected) // 100)
+    assert summary["429"] == 0
 
 
 def test_a_reader_takes_over_a_lease_its_holder_left(

@@ -82,7 +82,7 @@ class Stack:
         return done
 
     def posts_for(self, run: str) -> list[dict[str, Any]]:
-        return [p for p in self.slack.posted if p["metadata"]["event_payload"]["run"] == run]
+        return [p for p in self.slack.posted if run_of(p) == run]
 
     def mails_for(self, name: str, since: int = 0) -> dict[str, list[EmailMessage]]:
         """Each recipient's mails of the schedule `name` (its subject names it)."""
@@ -91,6 +91,12 @@ class Stack:
             if str(mail.message["Subject"]).split(":")[0].split()[0] == name:
                 found.setdefault(mail.recipients[0], []).append(mail.message)
         return found
+
+
+def run_of(post: dict[str, Any]) -> str | None:
+    """The run a post names in its metadata; None for posts that are not a digest's."""
+    payload: dict[str, Any] = (post.get("metadata") or {}).get("event_payload") or {}
+    return payload.get("run")
 
 
 def record_of(output: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 from jobs.digest.model import Window
 
 BARS = "▁▂▃▄▅▆▇█"
-# A longer window is shown a week a bar, so the line stays one short line.
+# A longer window is shown a week a bar, and one of years as many days a bar as keep this many
+# bars, so the line stays one short line.
 MAX_BARS = 31
 
 
@@ -31,12 +32,14 @@ def days(window: Window) -> list[tuple[str, float]]:
 
 
 def buckets(counts: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-    """The days as bars: one a day, or one a week (labelled by its first day) past `MAX_BARS`."""
+    """The days as bars: one a day, or past `MAX_BARS` one a week (labelled by its first day),
+    or past `MAX_BARS` weeks `ceil(days / MAX_BARS)` days a bar."""
     if len(counts) <= MAX_BARS:
         return list(counts)
+    size = max(7, -(-len(counts) // MAX_BARS))
     return [
-        (counts[i][0], sum(count for _, count in counts[i : i + 7]))
-        for i in range(0, len(counts), 7)
+        (counts[i][0], sum(count for _, count in counts[i : i + size]))
+        for i in range(0, len(counts), size)
     ]
 
 

@@ -48,3 +48,13 @@ def test_a_long_window_is_shown_a_week_a_bar() -> None:
     assert len(weekly) == 9
     assert weekly[0] == ("d00", 7) and weekly[-1] == ("d56", 4)
     assert buckets(daily[:31]) == daily[:31]
+
+
+def test_a_window_of_years_stays_one_short_line() -> None:
+    daily = [(f"d{n:04d}", 1) for n in range(3650)]
+    bars = buckets(daily)
+    assert len(bars) <= 31
+    assert sum(count for _, count in bars) == 3650  # every day in exactly one bar
+    assert bars[0] == ("d0000", 118) and bars[1][0] == "d0118"
+    weeks = buckets(daily[: 31 * 7])
+    assert len(weeks) == 31 and weeks[1] == ("d0007", 7)

@@ -180,7 +180,9 @@ def test_a_redis_crash_loses_no_accepted_event_and_the_worker_keeps_running(
         ]
 
     wait_until(
-        lambda: not not_done(), lambda: f"not run: {not_done()[:5]}\n{beat.log()[-2000:]}", 120
+        lambda: not not_done(),
+        lambda: f"{beat.log()[-1000:]}\n{worker.log()[-1700:]}\nnot run: {not_done()[:5]}",
+        120,
     )
     client.close()
     assert worker.process is not None and worker.process.poll() is None, worker.log()[-3000:]

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import socket
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlencode
 
 import orjson
 import pytest
 from freezegun import freeze_time
+from starlette.exceptions import HTTPException
 from starlette.testclient import TestClient
 
 from jobs.config import Settings
 from tests.conftest import LiveServer
 from tests.signed import SECRET, event_callback, signature_headers, signed_json
 from webhook.app import create_app
+from webhook.verification import FORM, Incoming, form_fields
 
 # Slack's documented example of a signed request.
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -247,3 +251,34 @@ def test_a_content_length_of_thousands_of_digits_is_413(offline: TestClient, rou
     # Leading zeros count towards int()'s digit limit too; the length they spell is zero.
     answer = offline.post(route, headers={"Content-Length": "0" * 5000}, content=b"")
     assert answer.status_code != 500
+
+
+# Pieces of form bodies: escapes good and broken, `+`, raw UTF-8, backslashes.
+FORM_PIECES = ["a", "b", "=", "&", "+", "%", "%4", "%41", "%e9", "%C3", "%A9", "%C3%A9", "é", "€"]
+FORM_PIECES += ["\\", "\\x41", "\\n", "%zz", "%5C", "%25", "%%41", " ", "%2B", "%26", "%3D"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_form_reads_as_parse_qs_reads_it(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(3000):
+        body = "".join(rng.choice(FORM_PIECES) for _ in range(rng.randint(0, 14))).encode()
+        try:
+            parsed = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+            expected: dict[str, str] | None = {name: values[0] for name, values in parsed.items()}
+        except ValueError:
+            expected = None  # 400
+        try:
+            found: dict[str, str] | None = form_fields(Incoming({b"content-type": FORM}, body))
+        except HTTPException as error:
+            assert error.status_code == 400
+            found = None
+        assert found == expected, body
+
+
+def test_a_click_payload_reads_whole() -> None:
+    payload = {"type": "block_actions", "text": '50% done & \\ "quoted" + é €', "n": [1, 2]}
+    body = urlencode({"payload": orjson.dumps(payload).decode(), "other": "x"}).encode()
+    fields = form_fields(Incoming({b"content-type": FORM}, body))
+    assert orjson.loads(fields["payload"]) == payload
+    assert fields["other"] == "x"

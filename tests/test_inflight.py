@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from celery import Celery
 
 from jobs import inflight, keys
 from jobs.queue import EVENT_TASK, Job, enqueue
@@ -191,3 +192,29 @@ def test_a_redis_crash_loses_no_accepted_event_and_the_worker_keeps_running(
         f"{len(accepted)} events accepted, all run {time.monotonic() - restarted:.1f}s after "
         f"Redis restarted; {again} reconcile(s) queued work again"
     )
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_holding_a_message_when_redis_dies_consumes_again_after(
+    crashable: tuple[RedisServer, Worker, Child],
+) -> None:
+    """A retry waiting out its countdown is a message the worker holds unacknowledged; Redis
+    dying then must not stop the worker (celery 5.7.0 died: "Unrecoverable error")."""
+    server, worker, _ = crashable
+    producer = Celery(broker=server.url)
+    event = {"event_id": "EvLater", "event": {"type": "x"}}
+    producer.send_task(EVENT_TASK, [event], countdown=600, ignore_result=True)
+    producer.close()
+    client = redis.Redis.from_url(server.url)
+    wait_until(lambda: client.hlen(inflight.UNACKED), "the worker never held it")
+    client.close()
+    server.kill()
+    time.sleep(1)
+    server.start()
+    client = redis.Redis.from_url(server.url)
+    job = Job(EVENT_TASK, [{"event_id": "EvAfter", "event": {"type": "x"}}], "(after)")
+    after = enqueue(client, job)
+    done = keys.task(after.task_id)
+    wait_until(lambda: client.get(done) == b"done", lambda: worker.log()[-3000:], 60)
+    assert "Unrecoverable error" not in worker.log()
+    client.close()

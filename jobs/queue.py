@@ -11,7 +11,6 @@ async producer sends all the requests that arrive while one round trip is in fli
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import socket
 import time
@@ -153,10 +152,11 @@ def task_message(
     timelimit: TimeLimit = (None, None),
 ) -> bytes:
     """A task message as kombu's Redis transport stores it, for a Celery worker to execute."""
-    body = orjson.dumps([args, {}, EMBED])
     return orjson.dumps(
         {
-            "body": base64.b64encode(body).decode(),
+            # The body as text: kombu decodes a body by its `body_encoding`, and utf-8 means
+            # as it is. Celery's base64 makes a message a third larger and costs an encoding.
+            "body": orjson.dumps([args, {}, EMBED]).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": {
@@ -186,12 +186,23 @@ def task_message(
                 "delivery_mode": 2,
                 "delivery_info": {"exchange": "", "routing_key": queue},
                 "priority": 0,
-                "body_encoding": "base64",
+                "body_encoding": "utf-8",
                 # Unique per message is all kombu needs of it; the task id is.
                 "delivery_tag": task_id,
             },
         }
     )
+
+
+def new_task_ids(count: int) -> list[str]:
+    """Random ids in UUID form, as Celery makes them, from one read of the system's randomness
+    for the whole batch: `uuid4()` a job was a twentieth of the web's time a request."""
+    raw = os.urandom(16 * count).hex()
+    return [
+        f"{raw[i : i + 8]}-{raw[i + 8 : i + 12]}-{raw[i + 12 : i + 16]}-"
+        f"{raw[i + 16 : i + 20]}-{raw[i + 20 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
 
 
 def script_input(
@@ -203,9 +214,8 @@ def script_input(
         keys.TASK_RECORD_TTL,
         inflight.check_after(time.time()),
     ]
-    task_ids = []
-    for job in jobs:
-        task_id = str(uuid.uuid4())
+    task_ids = new_task_ids(len(jobs))
+    for job, task_id in zip(jobs, task_ids, strict=True):
         message = task_message(
             job.task,
             job.args,
@@ -217,7 +227,6 @@ def script_input(
         )
         script_keys += [job.dedupe_key, keys.task(task_id)]
         script_args += [task_id, message, job.dedupe_ttl]
-        task_ids.append(task_id)
     return script_keys, script_args, task_ids
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 
 from redis.exceptions import RedisError
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from jobs.queue import COMMAND_TASK, Job
 from jobs.slack.mrkdwn import escape
 from jobs.slack.slash import USAGE, is_immediate, split
-from webhook.verification import Incoming, form_fields, signed
+from webhook.verification import Incoming, SlackEndpoint, form_fields
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +30,7 @@ def parse_form(incoming: Incoming) -> dict[str, str]:
     return form
 
 
-async def slack_commands(request: Request) -> Response:
-    incoming = await signed(request)
-    if incoming is None:
-        return Response()
+async def answer(state: State, incoming: Incoming) -> Response:
     form = parse_form(incoming)
     text = form.get("text", "")
     if is_immediate(text):
@@ -41,8 +38,11 @@ async def slack_commands(request: Request) -> Response:
     form.pop("token", None)
     name = escape(split(text)[0])  # echoed input can neither ping nor forge a link
     try:
-        await request.app.state.producer.enqueue(Job(COMMAND_TASK, [form], f"('/digest {name}')"))
+        await state.producer.enqueue(Job(COMMAND_TASK, [form], f"('/digest {name}')"))
     except (RedisError, OSError) as error:
         logger.error("could not enqueue /digest %s: %s", name, type(error).__name__)
         return ephemeral("Slack Digests could not queue that just now. Try again in a minute.")
     return ephemeral(f"Working on `/digest {name}`…")
+
+
+slack_commands = SlackEndpoint(answer)

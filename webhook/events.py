@@ -7,13 +7,13 @@ from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from jobs import keys
-from jobs.queue import EVENT_TASK, Job
-from webhook.verification import Incoming, signed
+from jobs.queue import EVENT_TASK, Job, Producer
+from webhook.verification import EMPTY, Incoming, SlackEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +30,11 @@ def parse_json(incoming: Incoming) -> dict[str, Any]:
     return payload
 
 
-async def slack_events(request: Request) -> Response:
-    incoming = await signed(request)
-    if incoming is None:
-        return Response()
+async def answer(state: State, incoming: Incoming) -> Response:
     payload = parse_json(incoming)
     kind = payload.get("type")
     if kind == "event_callback":
-        return await accept_event(request, incoming, payload)
+        return await accept_event(state.producer, incoming, payload)
     if kind == "url_verification":
         challenge = payload.get("challenge")
         if not isinstance(challenge, str):
@@ -51,17 +48,20 @@ async def slack_events(request: Request) -> Response:
         )
     else:
         logger.info("ignored Slack payload of type %r", kind)
-    return Response()
+    return EMPTY
 
 
-async def accept_event(request: Request, incoming: Incoming, payload: dict[str, Any]) -> Response:
+slack_events = SlackEndpoint(answer)
+
+
+async def accept_event(producer: Producer, incoming: Incoming, payload: dict[str, Any]) -> Response:
     event_id = payload.get("event_id")
     event = payload.get("event")
     if not isinstance(event_id, str) or not event_id or not isinstance(event, dict):
         raise HTTPException(400, "event_callback without an event_id and an event")
     payload.pop("token", None)  # the deprecated verification token: nothing downstream needs it
     try:
-        enqueued = await request.app.state.producer.enqueue(
+        enqueued = await producer.enqueue(
             Job(
                 EVENT_TASK,
                 [payload],
@@ -81,4 +81,4 @@ async def accept_event(request: Request, incoming: Incoming, payload: dict[str, 
             event_id,
             "already accepted" if enqueued.duplicate else "accepted now",
         )
-    return Response()
+    return EMPTY

@@ -13,13 +13,13 @@ from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import Response
 
 from jobs import keys
 from jobs.queue import INTERACTION_TASK, Job
-from webhook.verification import Incoming, form_fields, signed
+from webhook.verification import EMPTY, Incoming, SlackEndpoint, form_fields
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +54,12 @@ def identity(payload: dict[str, Any]) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-async def slack_interactions(request: Request) -> Response:
-    incoming = await signed(request)
-    if incoming is None:
-        return Response()
+async def answer(state: State, incoming: Incoming) -> Response:
     payload = parse_payload(incoming)
     kind = payload.get("type")
     if kind not in HANDLED:
         logger.info("ignored Slack interaction of type %r", kind)
-        return Response()
+        return EMPTY
     if not isinstance((payload.get("user") or {}).get("id"), str):
         raise HTTPException(400, "interaction without a user")
     payload.pop("token", None)  # the deprecated verification token
@@ -74,8 +71,11 @@ async def slack_interactions(request: Request) -> Response:
         dedupe_ttl=keys.CLICK_DEDUPE_TTL,
     )
     try:
-        await request.app.state.producer.enqueue(job)
+        await state.producer.enqueue(job)
     except (RedisError, OSError) as error:
         logger.error("could not enqueue an interaction: %s", type(error).__name__)
         raise HTTPException(503, "the queue is unavailable; try again") from None
-    return Response()
+    return EMPTY
+
+
+slack_interactions = SlackEndpoint(answer)

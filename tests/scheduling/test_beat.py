@@ -6,7 +6,6 @@ The beats run per-second crons (6 fields, seconds last) and tick every 0.2 s, so
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -36,6 +35,7 @@ from jobs.scheduling.tick import tick
 from sandbox.redis_server import RedisServer
 from tests.conftest import ROOT, Child, Worker, environment, wait_until
 from tests.http_sink import HttpSink
+from tests.messages import task_args
 from webhook.app import create_app
 
 TICK = 0.2  # each beat's max loop interval
@@ -136,7 +136,7 @@ def queued(db: redis.Redis) -> dict[str, list[datetime]]:
     for raw in db.lrange(QUEUE, 0, -1):
         message = json.loads(raw)
         assert message["headers"]["task"] == "jobs.tasks.run_digest"
-        name, slot, manual = json.loads(base64.b64decode(message["body"]))[0]
+        name, slot, manual = task_args(raw)
         assert not manual
         found.setdefault(name, []).append(datetime.fromisoformat(slot))
     return {name: sorted(slots) for name, slots in found.items()}

@@ -29,6 +29,7 @@ from sandbox.slack import SlackSimulator
 from sandbox.workspace import generate
 from tests.conftest import ROOT, Worker, environment, wait_for_state
 from tests.http_sink import HttpSink
+from tests.messages import task_args
 from tests.signed import command_form, signed_form
 from webhook.app import create_app
 
@@ -79,7 +80,7 @@ class Triggers:
         found = {}
         for raw in self.redis.lrange("celery", 0, -1):
             message = json.loads(raw)
-            found[message["headers"]["id"]] = json.loads(base64.b64decode(message["body"]))[0]
+            found[message["headers"]["id"]] = task_args(raw)
         return found
 
 

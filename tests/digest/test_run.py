@@ -641,15 +641,16 @@ def test_a_mention_that_cannot_be_served_is_answered_in_its_thread(stack: Stack)
 def test_a_burst_at_one_slot_asks_slack_for_each_page_once(
     stack: Stack, workspace: Workspace
 ) -> None:
-    """Four schedules due at one Monday 09:00 read two shared channels, one of them over a day
-    rather than the week: every history and replies page is fetched once, by one of them."""
+    """Four schedules due at one slot read two shared channels, one of them over a day rather
+    than the week: every history and replies page is fetched once, by one of them. The slot is
+    the last hour's, so that the week before it holds the workspace's history whatever the day
+    (a Monday 09:00 slot, seen on a Sunday, is older than all of it)."""
+    hourly = {"cron": "0 * * * *", "deliver": {"slack": ["#eng-digest"]}}
     names = [
-        stack.schedule(f"burst-{i}", ["#support", "#random"], deliver={"slack": ["#eng-digest"]})
+        stack.schedule(f"burst-{i}", ["#support", "#random"], window="7d", **hourly)
         for i in range(3)
     ]
-    names.append(
-        stack.schedule("burst-daily", ["#random"], window="24h", deliver={"slack": ["#eng-digest"]})
-    )
+    names.append(stack.schedule("burst-daily", ["#random"], window="24h", **hourly))
     schedules = load(stack.schedules)
     now = datetime.now(UTC)
     slot = schedules[names[0]].latest_slot(now)
@@ -684,10 +685,8 @@ def test_a_worker_killed_while_fetching_a_shared_page_delivers_every_run_once(
 ) -> None:
     """Both runs of a burst are killed while one of them holds the lease of a page the other
     waits for: the page is fetched again, and each run delivers once."""
-    names = [
-        stack.schedule(f"lease-{i}", ["#general"], deliver={"slack": ["#eng-digest"]})
-        for i in range(2)
-    ]
+    hourly = {"cron": "0 * * * *", "deliver": {"slack": ["#eng-digest"]}}  # as in the burst
+    names = [stack.schedule(f"lease-{i}", ["#general"], window="7d", **hourly) for i in range(2)]
     schedules = load(stack.schedules)
     slot = schedules[names[0]].latest_slot(datetime.now(UTC))
     cache = redis.Redis.from_url(stack.redis_url)

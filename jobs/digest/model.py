@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-# A message exactly as `conversations.history` returns it.
+# A message of a history page as the client decodes it (`jobs.slack.api.HistoryMessage`).
 Message = dict[str, Any]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -10,9 +10,10 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 from urllib.error import URLError
 
+import msgspec
 import orjson
 import redis
 from slack_sdk import WebClient
@@ -45,6 +46,69 @@ DEFAULT_RETRY_AFTER = 5.0
 MAX_RETRY_AFTER = 300.0
 
 
+class Reaction(TypedDict, total=False):
+    name: str
+    count: int
+
+
+class SharedFile(TypedDict, total=False):
+    id: str
+    name: str
+    title: str
+    permalink: str
+
+
+class HistoryMessage(TypedDict, total=False):
+    """What the service reads of a message in a page of history or of a thread: the digest's
+    fields, and the `metadata` by which delivery finds its own posts."""
+
+    ts: str
+    user: str
+    text: str
+    subtype: str
+    bot_id: str
+    thread_ts: str
+    reply_count: int
+    reply_users_count: int
+    reactions: list[Reaction]
+    files: list[SharedFile]
+    metadata: dict[str, Any]
+
+
+class Cursor(TypedDict, total=False):
+    next_cursor: str
+
+
+class HistoryPage(TypedDict, total=False):
+    ok: bool
+    error: str
+    warning: str
+    needed: str
+    provided: str
+    messages: list[HistoryMessage]
+    has_more: bool
+    response_metadata: Cursor
+
+
+# Pages of these methods are decoded into `HistoryPage`s: msgspec skips every other field (a
+# message's `blocks` above all) without making objects of them. Making and freeing those was
+# a fifth of the time a digest of 100,000 messages takes.
+PAGED = ("conversations.history", "conversations.replies")
+PAGE = msgspec.json.Decoder(HistoryPage)
+
+
+def history_page(url: str, body: str) -> HistoryPage | None:
+    """The page a paged method answered, with only what the service reads of it; None for
+    another method, or a body that is not such a page (a field of another type): `WebClient`
+    parses that whole."""
+    if not url.endswith(PAGED):
+        return None
+    try:
+        return PAGE.decode(body)
+    except msgspec.DecodeError:
+        return None
+
+
 @dataclass
 class CallCounts:
     """What a client asked of Slack: calls per method (429s included), 429s per method, and
@@ -64,11 +128,15 @@ class Client(WebClient):
         self.counts = CallCounts()
 
     def _perform_urllib_http_request(self, *, url: str, args: dict[str, Any]) -> dict[str, Any]:
-        """The response with its body parsed by orjson, which `WebClient` then uses as it is:
-        a history page of 999 messages parses three times as fast as with `json`."""
+        """The response with its body parsed (a history page by `history_page`, the rest by
+        orjson), which `WebClient` then uses as it is: a history page of 999 messages parses
+        three times as fast as with `json`."""
         response: dict[str, Any] = super()._perform_urllib_http_request(url=url, args=args)
         body = response.get("body")
-        if "parsed_body" not in response and isinstance(body, str) and body.startswith("{"):
+        page = history_page(url, body) if isinstance(body, str) else None
+        if page is not None:
+            response["parsed_body"] = page
+        elif "parsed_body" not in response and isinstance(body, str) and body.startswith("{"):
             with suppress(orjson.JSONDecodeError):
                 response["parsed_body"] = orjson.loads(body)
         return response

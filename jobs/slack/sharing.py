@@ -19,28 +19,15 @@ import redis
 from slack_sdk import WebClient
 
 from jobs import keys
-from jobs.slack.api import call, next_cursor
+from jobs.slack.api import HistoryMessage, SharedFile, call, next_cursor
 from jobs.slack.revocation import fingerprint
 
 # How long others wait on a fetcher that may have died: a page and a short pace wait.
 LEASE_MS = 15_000
 POLL = 0.05
 # What a digest reads of a message; everything else stays out of Redis.
-KEPT = frozenset(
-    (
-        "ts",
-        "user",
-        "text",
-        "subtype",
-        "bot_id",
-        "thread_ts",
-        "reply_count",
-        "reply_users_count",
-        "reactions",
-        "files",
-    )
-)
-FILE_KEPT = ("id", "name", "title", "permalink")
+KEPT = HistoryMessage.__optional_keys__ - {"metadata"}
+FILE_KEPT = tuple(SharedFile.__optional_keys__)
 # The kept page (its TTL renewed), else "" once the lease is ours (taken now, or already ours
 # from an earlier try of the run), else nothing: another run is fetching it.
 # KEYS: page, lease. ARGV: owner, page TTL (s), lease (ms).

@@ -3,6 +3,7 @@ run counts its calls."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
@@ -11,7 +12,15 @@ import redis
 
 from jobs.digest.ledger import Ledger
 from jobs.errors import RateLimited
-from jobs.slack.api import DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, Client, call, rate_limited
+from jobs.slack.api import (
+    DEFAULT_RETRY_AFTER,
+    MAX_RETRY_AFTER,
+    Client,
+    HistoryMessage,
+    call,
+    history_page,
+    rate_limited,
+)
 from sandbox.slack import SlackSimulator
 from sandbox.workspace import generate
 
@@ -70,3 +79,86 @@ def test_a_capped_retry_after_is_kept_in_the_runs_record(
     ledger.add_calls(client.counts)
     ledger.add_calls(client.counts)  # counted once: adding forgets them
     assert ledger.calls() == ({"auth.test": 2}, {"auth.test": 1}, {"auth.test": 86400.0})
+
+
+PAGE_BODY = {
+    "ok": True,
+    "messages": [
+        {
+            "type": "message",
+            "user": "U1",
+            "text": "shipped <https://example.com|it>",
+            "ts": "1700000000.000100",
+            "client_msg_id": "c0ffee",
+            "team": "T1",
+            "blocks": [{"type": "rich_text", "elements": [{"type": "text", "text": "shipped"}]}],
+            "reactions": [{"name": "white_check_mark", "users": ["U2", "U3"], "count": 2}],
+            "files": [
+                {
+                    "id": "F1",
+                    "name": "a.png",
+                    "title": "A",
+                    "permalink": "https://x/F1",
+                    "url_private": "https://files/F1",
+                    "size": 3,
+                }
+            ],
+            "reply_count": 2,
+            "reply_users_count": 1,
+            "thread_ts": "1700000000.000100",
+            "metadata": {"event_type": "digest_posted", "event_payload": {"run": "r"}},
+        }
+    ],
+    "has_more": True,
+    "pin_count": 0,
+    "response_metadata": {"next_cursor": "bmV4dA=="},
+}
+
+
+def test_a_history_page_keeps_what_the_service_reads_and_nothing_else() -> None:
+    page = history_page("http://slack/api/conversations.history", json.dumps(PAGE_BODY))
+    assert page is not None
+    (message,) = page["messages"]
+    assert message == {
+        "user": "U1",
+        "text": "shipped <https://example.com|it>",
+        "ts": "1700000000.000100",
+        "reactions": [{"name": "white_check_mark", "count": 2}],
+        "files": [{"id": "F1", "name": "a.png", "title": "A", "permalink": "https://x/F1"}],
+        "reply_count": 2,
+        "reply_users_count": 1,
+        "thread_ts": "1700000000.000100",
+        "metadata": {"event_type": "digest_posted", "event_payload": {"run": "r"}},
+    }
+    assert page["ok"] is True and page["has_more"] is True
+    assert page["response_metadata"] == {"next_cursor": "bmV4dA=="}
+    replies = history_page("http://slack/api/conversations.replies", json.dumps(PAGE_BODY))
+    assert replies == page
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({**PAGE_BODY, "messages": [{"ts": "1.2", "reply_count": "2"}]}),  # a string
+        json.dumps({"ok": True, "messages": [{"ts": None}]}),
+        "<html>Bad gateway</html>",
+        "",
+    ],
+)
+def test_a_body_that_is_not_such_a_page_is_left_to_be_parsed_whole(body: str) -> None:
+    assert history_page("http://slack/api/conversations.history", body) is None
+
+
+def test_other_methods_are_parsed_whole() -> None:
+    assert history_page("http://slack/api/users.list", json.dumps(PAGE_BODY)) is None
+
+
+def test_the_client_reads_history_over_http_without_the_fields_nobody_reads(
+    sim: SlackSimulator,
+) -> None:
+    client = Client(None, token=sim.token, base_url=sim.url, retry_handlers=[])
+    channel = call(client, "conversations.list")["channels"][0]["id"]
+    page = call(client, "conversations.history", channel=channel, limit=5)
+    assert page["messages"] and all(m["ts"] for m in page["messages"])
+    assert all(set(m) <= HistoryMessage.__optional_keys__ for m in page["messages"])
+    assert "channels" in call(client, "conversations.list").data  # other methods: whole

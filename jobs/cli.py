@@ -78,17 +78,18 @@ def schedule_named(settings: Settings, name: str) -> Schedule:
 
 def preview(settings: Settings, args: argparse.Namespace) -> int:
     """Build the digest of the current window and show it; nothing is delivered."""
+    from jobs.digest import helper
+
+    schedule = schedule_named(settings, args.name)
+    helper.start()  # first: its fork copies no thread and no connection
+
     from jobs.connections import sync_redis
-    from jobs.digest import topics
     from jobs.digest.pipeline import build, scheduled
     from jobs.digest.render.blocks import slack_messages
     from jobs.digest.render.email import email_message
     from jobs.digest.unsubscribe import link_key
     from jobs.slack.api import web_client
 
-    schedule = schedule_named(settings, args.name)
-    if "topics" in schedule.sections:
-        topics.start_helper()  # before a client makes a thread or a connection
     now = datetime.now().astimezone()
     cache = sync_redis(settings)
     client = web_client(settings, cache)

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-from jobs.digest import activity
+from jobs.digest import activity, helper
+from jobs.digest.helper import HelperGone
 from jobs.digest.model import Message, Window
 from jobs.digest.summarize import ChannelTally
 from jobs.errors import RetryableError
@@ -62,6 +63,11 @@ class Collector:
             return self.threads(tally, name)
         cursor: str | None = entry["cursor"] if entry else None
         count: int = entry["messages"] if entry else 0
+        before = self.messages
+        folding = helper.current
+        if folding is not None:
+            folding.fold(tally.to_json())
+        add_page = tally.add_page if folding is None else folding.add_page
         history = self.shared.pages(
             "conversations.history",
             cursor,
@@ -74,17 +80,28 @@ class Collector:
             with collector_paused():  # a page's thousands of dicts are in no cycle
                 for page in history:
                     messages, last = self.in_window(page["messages"])
-                    tally.add_page(messages)
+                    add_page(messages)
                     count += len(messages)
                     self.messages += len(messages)
                     self.progress(self.messages)
                     cursor = None if last else next_cursor(page)
                     if last:
                         break
+            if folding is not None:
+                tally = ChannelTally.from_json(folding.folded())
         except RetryableError:  # rate limits too: the retried task resumes at this page
+            if folding is not None:
+                try:
+                    tally = ChannelTally.from_json(folding.folded())
+                except HelperGone:  # what it folded is lost: resume from where this began
+                    cursor, count = (entry["cursor"], entry["messages"]) if entry else (None, 0)
             self.state[channel] = self.entry(tally, cursor, count, done=False)
             self.save(self.state)
             raise
+        except HelperGone:  # fold it here, from where this began
+            helper.stop()
+            self.messages = before
+            return self.channel(channel, name)
         self.state[channel] = self.entry(tally, None, count, done=True)
         return self.threads(tally, name)
 

@@ -4,22 +4,21 @@ Keywords come from YAKE (unsupervised, one document, no model or corpus to downl
 bounded sample of the window's messages; YAKE is imported only when a digest asks for topics.
 Importing it (numpy and networkx with it) takes a third of a second: a worker does it once,
 in the background of its first digest; a command that builds one digest and exits has it done
-by a helper process on another core (`start_helper`).
+by `jobs.digest.helper` on another core.
 """
 
 from __future__ import annotations
 
 import heapq
 import importlib
-import multiprocessing
 import re
 import sys
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
-from multiprocessing.connection import Connection
 from typing import Any
 
+from jobs.digest import helper
 from jobs.digest.model import Topic
 
 SAMPLE_CHARS = 20_000
@@ -88,51 +87,12 @@ class Sample:
         return sample
 
 
-# The helper process's end of the conversation, once `start_helper` started one.
-helper: Connection | None = None
-
-
 def preload() -> None:
     """Start importing YAKE in the background, where it overlaps the waits on Slack while the
-    history is fetched (nothing to do once imported, or when a helper process has it)."""
-    if "yake" not in sys.modules and helper is None:
+    history is fetched (nothing to do once imported, or when the helper process does it)."""
+    if "yake" not in sys.modules and helper.current is None:
         thread = threading.Thread(target=importlib.import_module, args=("yake",), daemon=True)
         thread.start()
-
-
-def start_helper() -> None:
-    """Fork a process that imports YAKE on another core while this one collects, and finds
-    the keywords `counts` asks it for. A thread importing it here competes for the interpreter
-    with the collection (a fifth of `digests preview`'s time over 100,000 messages).
-
-    Call it before any thread starts: a fork copies only the thread that calls it.
-    """
-    global helper
-    if helper is not None or "yake" in sys.modules:
-        return
-    context = multiprocessing.get_context("fork")
-    for stream in (sys.stdout, sys.stderr):  # or the helper would write their buffers again
-        stream.flush()
-    here, there = context.Pipe()
-    context.Process(target=serve, args=(there,), name="keywords", daemon=True).start()
-    there.close()
-    helper = here
-
-
-def serve(connection: Connection) -> None:
-    """The helper's loop: a sample's texts in, their keyword counts out (None when they could
-    not be found here, so that the caller finds them, or the error, itself)."""
-    importlib.import_module("yake")
-    while True:
-        try:
-            texts = connection.recv()
-        except EOFError:  # the caller is done
-            return
-        try:
-            found: dict[str, int] | None = extract(texts)
-        except Exception:
-            found = None
-        connection.send(found)
 
 
 def clean(text: str) -> str:
@@ -143,17 +103,8 @@ def clean(text: str) -> str:
 def counts(texts: Sequence[str]) -> dict[str, int]:
     """The sample's keywords, each with how many messages hold it (at least two); found by the
     helper process when there is one."""
-    global helper
-    if helper is not None:
-        try:
-            helper.send(list(texts))
-            found: dict[str, int] | None = helper.recv()
-        except (EOFError, OSError):  # the helper is gone: do without it
-            helper = None
-            found = None
-        if found is not None:
-            return found
-    return extract(texts)
+    found = None if helper.current is None else helper.current.keywords(texts)
+    return extract(texts) if found is None else found
 
 
 def extract(texts: Sequence[str], top: int = KEYWORDS) -> dict[str, int]:
@@ -162,7 +113,7 @@ def extract(texts: Sequence[str], top: int = KEYWORDS) -> dict[str, int]:
     document = "\n".join(text for text in cleaned if text)
     if len(document) < 20:
         return {}
-    import yake  # only for topics: `preload` or `start_helper` began it
+    import yake  # only for topics: `preload` or the helper began it
 
     extractor = yake.KeywordExtractor(lan="en", n=2, top=top)
     found: dict[str, int] = {}

@@ -2,14 +2,9 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
-from pathlib import Path
 
 from jobs.digest.model import Topic
 from jobs.digest.topics import Sample, clean, counts, rising
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def chat(term_messages: int, seed: int = 1) -> list[str]:
@@ -88,46 +83,3 @@ def test_a_sample_resumes_exactly_from_json() -> None:
     for ts, text in messages[1000:]:
         resumed.add(ts, text)
     assert resumed.to_json() == whole.to_json()
-
-
-# A fresh interpreter, so that YAKE is not imported already: what `digests preview` does.
-HELPER = """
-import json, os, sys
-from jobs.digest import topics
-from tests.digest.test_topics import chat
-topics.start_helper()
-assert topics.helper is not None
-found = topics.counts(chat(6))
-here = "yake" in sys.modules
-if sys.argv[1] == "kill":
-    for child in __import__("multiprocessing").active_children():
-        os.kill(child.pid, 9)
-        child.join()
-    again = topics.counts(chat(7))
-    print(json.dumps([found, here, again, topics.helper is None]))
-else:
-    print(json.dumps([found, here]))
-"""
-
-
-def helper_run(mode: str) -> list[object]:
-    done = subprocess.run(
-        [sys.executable, "-c", HELPER, mode], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == "", done.stderr  # no warning, no trace of the helper's exit
-    result: list[object] = json.loads(done.stdout)
-    return result
-
-
-def test_a_helper_process_finds_the_same_keywords_and_yake_stays_out_of_this_one() -> None:
-    found, imported_here = helper_run("use")
-    assert found == counts(chat(6))
-    assert imported_here is False
-
-
-def test_keywords_are_found_here_when_the_helper_is_gone() -> None:
-    found, _, again, dropped = helper_run("kill")
-    assert found == counts(chat(6))
-    assert again == counts(chat(7))
-    assert dropped is True

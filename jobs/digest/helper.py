@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import importlib
 import multiprocessing
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -108,6 +109,8 @@ def serve(connection: Connection) -> None:
     from jobs.digest import topics
     from jobs.digest.summarize import ChannelTally
 
+    # Ctrl-C reaches the whole process group: the command stops, and so, with it, the helper.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # it lives for one command, and what it makes is in no cycle
     # Pages are folded as they come while YAKE is imported; the keywords wait for it.
     importing = threading.Thread(target=importlib.import_module, args=("yake",), daemon=True)

@@ -82,6 +82,17 @@ imported = "yake" in sys.modules
 helper.stop()
 print(json.dumps([found == topics.counts(chat(6)), found.get("exports migration"), imported]))
 """,
+    # Ctrl-C at a terminal reaches the helper too: the command answers it, not the helper.
+    "interrupted": """
+import signal, time
+helper.start()
+(child,) = __import__("multiprocessing").active_children()
+time.sleep(0.5)
+os.kill(child.pid, signal.SIGINT)
+time.sleep(0.5)
+found = topics.counts(chat(6))
+print(json.dumps([child.is_alive(), found.get("exports migration"), helper.current is not None]))
+""",
     "keywords without it": """
 helper.start()
 for child in __import__("multiprocessing").active_children():
@@ -130,3 +141,8 @@ def test_the_helper_finds_the_keywords_and_this_process_never_imports_yake() -> 
 def test_keywords_are_found_here_when_the_helper_is_gone() -> None:
     count, gone = run("keywords without it")
     assert count == 7 and gone is True
+
+
+def test_an_interrupt_is_the_commands_to_answer_not_the_helpers() -> None:
+    alive, count, kept = run("interrupted")
+    assert alive is True and count == 6 and kept is True

@@ -2,7 +2,8 @@
 
 The web (asyncio, batched), beat, tick and the CLI (sync) all queue through here, and none of
 them imports the tasks. A job is written as Celery's own publish would write it (protocol 2 in
-kombu's Redis envelope), but without Celery's costly publish path (a client per publish,
+kombu's Redis envelope; the body as text, which kombu reads as it reads base64), but without
+Celery's costly publish path (a client per publish,
 `saferepr` of the arguments): one Lua script claims the job's dedupe key, records the task id
 and pushes the message, so "one task per key" is kept in one place for every producer. The
 async producer sends all the requests that arrive while one round trip is in flight in the next.

@@ -102,7 +102,7 @@ def run_of(incoming: Incoming, schedule: Schedule) -> tuple[Run, str]:
 async def trigger(request: Request) -> JSONResponse:
     state = request.app.state
     authenticate(request, state.settings.trigger_token)
-    incoming = await read(request.scope, request.stream())
+    incoming = await read(request)
     schedule = triggered(state.schedules.read(), request.path_params["name"])
     run, dedupe_key = run_of(incoming, schedule)
     try:

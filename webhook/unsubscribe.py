@@ -52,8 +52,7 @@ async def unsubscribe_link(request: Request) -> HTMLResponse:
     """GET: the button, or that it was pressed already. POST: unsubscribe (again: no change)."""
     posted = request.method == "POST"
     if posted:
-        # Bounded (413 over 64 KiB); what it says does not matter.
-        await read(request.scope, request.stream())
+        await read(request)  # bounded (413 over 64 KiB); what it says does not matter
     try:
         link = await signed(request)
         if isinstance(link, HTMLResponse):

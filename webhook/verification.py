@@ -9,13 +9,13 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote_to_bytes
 
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -44,13 +44,9 @@ class Incoming:
         return None if value is None else value.decode("latin-1")
 
 
-async def read(scope: Scope, body: AsyncIterator[bytes], limit: int = MAX_BODY) -> Incoming:
-    """Headers and body, refused with 413 as soon as the body is known to exceed `limit`.
-
-    A `Request`'s route passes `request.stream()`, not the bare `receive`: a middleware
-    (Sentry's) may have read the body first, and the stream replays it.
-    """
-    headers = dict(scope["headers"])
+async def read(request: Request, limit: int = MAX_BODY) -> Incoming:
+    """Headers and body, refused with 413 as soon as the body is known to exceed `limit`."""
+    headers = dict(request.scope["headers"])
     length = headers.get(b"content-length")
     if length is not None:
         if not length.isdigit():
@@ -61,7 +57,8 @@ async def read(scope: Scope, body: AsyncIterator[bytes], limit: int = MAX_BODY) 
             raise HTTPException(413, f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in body:
+    # `stream()` rather than `receive()`: a middleware (Sentry's) may have read the body first.
+    async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise HTTPException(413, f"body larger than {limit} bytes")
@@ -116,18 +113,6 @@ def is_ssl_check(incoming: Incoming) -> bool:
     return parse_qs(incoming.body.decode("latin-1")).get("ssl_check") == ["1"]
 
 
-async def received(receive: Receive) -> AsyncIterator[bytes]:
-    """The body's chunks as ASGI delivers them; a client gone mid-body raises, as Starlette's
-    `Request.stream()` does."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
-
-
 # Slack's routes answer most requests with an empty 200; a response holds no per-request state.
 EMPTY = Response()
 # What a Slack route does with a request once Slack has signed it (the app's state, the request).
@@ -139,10 +124,10 @@ class SlackEndpoint:
     unsigned `ssl_check` probe with an empty 200, refuse a bad signature with 401, then
     `answer` the request.
 
-    An ASGI endpoint rather than a `Request` function: Starlette makes a `Request`, a
-    `Response` and three closures for each call of a function, which these routes need none of;
-    that was a tenth of `/slack/events`' cost under `scripts/bench webhook`. An error raised here
-    is answered by the app's exception handlers all the same.
+    An ASGI endpoint rather than a `Request` function: Starlette wraps each call of a function
+    in three closures and its own exception handling, and these routes answer with a shared
+    empty response; that was a tenth of `/slack/events`' cost under `scripts/bench webhook`.
+    An error raised here is answered by the app's exception handlers all the same.
     """
 
     def __init__(self, answer: Answer) -> None:
@@ -150,7 +135,7 @@ class SlackEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: State = scope["app"].state
-        incoming = await read(scope, received(receive))
+        incoming = await read(Request(scope, receive))
         if is_ssl_check(incoming):
             response = EMPTY
         else:

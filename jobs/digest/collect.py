@@ -63,7 +63,7 @@ class Collector:
             return self.threads(tally, name)
         cursor: str | None = entry["cursor"] if entry else None
         count: int = entry["messages"] if entry else 0
-        before = self.messages
+        began = cursor, count, self.messages
         folding = helper.current
         if folding is not None:
             folding.fold(tally.to_json())
@@ -94,13 +94,13 @@ class Collector:
                 try:
                     tally = ChannelTally.from_json(folding.folded())
                 except HelperGone:  # what it folded is lost: resume from where this began
-                    cursor, count = (entry["cursor"], entry["messages"]) if entry else (None, 0)
+                    cursor, count, _ = began
             self.state[channel] = self.entry(tally, cursor, count, done=False)
             self.save(self.state)
             raise
         except HelperGone:  # fold it here, from where this began
             helper.stop()
-            self.messages = before
+            self.messages = began[2]
             return self.channel(channel, name)
         self.state[channel] = self.entry(tally, None, count, done=True)
         return self.threads(tally, name)
